@@ -1,0 +1,3 @@
+"""sdbench: a benchmark harness for self-distillation with optimised teachers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Frame indexes, video decoding, the frame store and the batch loader."""

@@ -1,0 +1,55 @@
+"""The small frozen objects that plugins return from their hooks.
+
+Specs are cheap to build and import nothing heavy: listing plugins must not import torch. The work happens
+in ``factory``, called only when the harness actually needs the dataset, backbone or strategy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset family. ``factory(options)`` returns a :class:`harness.data.dataset.Dataset`.
+
+    ``options`` is the mapping from the config's ``dataset_options.<name>`` (data root, protocol, ...).
+    """
+
+    name: str
+    description: str
+    factory: Callable[[Mapping[str, Any]], Any]
+    kind: str = field(default="dataset", init=False)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A backbone provider. ``factory(architecture, num_outputs, options)`` returns a
+    :class:`harness.models.Backbone`.
+
+    Backbones are named ``provider:architecture`` (``timm:resnet18``); ``aliases`` maps short names
+    (``swin-b``) to an architecture of this provider.
+    """
+
+    name: str
+    description: str
+    factory: Callable[[str, int, Mapping[str, Any]], Any]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    kind: str = field(default="backbone", init=False)
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A teacher strategy. ``factory(**params)`` returns a :class:`harness.strategy.Strategy`.
+
+    ``params`` come from the config's ``strategy_params.<name>``.
+    """
+
+    name: str
+    description: str
+    factory: Callable[..., Any]
+    kind: str = field(default="strategy", init=False)
+
+
+Spec = DatasetSpec | BackboneSpec | StrategySpec
