@@ -126,10 +126,10 @@ class Registry:
                     raise PluginError(f"{kind} name '{spec.name}' is registered twice: by "
                                       f"{found[spec.name].provider} and by {provider}")
                 found[spec.name] = Registered(spec, provider)
-        return dict(sorted(found.items()))
+        return found
 
     def all(self, kind: str) -> dict[str, Registered]:
-        """Every registered spec of ``kind`` ('dataset', 'backbone' or 'strategy'), sorted by name."""
+        """Every registered spec of ``kind`` (dataset, backbone or strategy), in registration order."""
         return self._specs[kind]
 
     def names(self, kind: str) -> list[str]:

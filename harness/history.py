@@ -1,0 +1,95 @@
+"""The per-epoch record of one teacher run, readable with numpy alone.
+
+A teacher run writes, after every epoch, its training loss, its validation metrics and its eval-mode
+probabilities on the validation frames and on its own training frames. Strategies read these records and
+never need the model again. Layout of a history directory::
+
+    history.json          seed, task, primary metric and one record per finished epoch
+    train_labels.npy      hard labels of the training frames, (N,) or (N, C)
+    val_labels.npy        hard labels of the validation frames
+    probs/train_EEE.npy   float32 (N, C) probabilities on the training frames after epoch EEE (1-based)
+    probs/val_EEE.npy     float32 (M, C) probabilities on the validation frames
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from harness.atomic import write_json, write_npy
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+class TeacherHistory:
+    """Read access to a teacher run's history. Probabilities are memory-mapped on demand."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        meta = json.loads((self.directory / "history.json").read_text())
+        self.seed: int = meta["seed"]
+        self.task: str = meta["task"]
+        self.primary_metric: str = meta["primary_metric"]
+        self.records: tuple[EpochRecord, ...] = tuple(EpochRecord(**r) for r in meta["epochs"])
+
+    @property
+    def epochs(self) -> list[int]:
+        """The finished epochs, 1-based and in order."""
+        return [r.epoch for r in self.records]
+
+    def record(self, epoch: int) -> EpochRecord:
+        for r in self.records:
+            if r.epoch == epoch:
+                return r
+        raise KeyError(f"teacher seed {self.seed} has no epoch {epoch}; it has epochs {self.epochs}")
+
+    def val_score(self, epoch: int) -> float:
+        """The primary validation metric after ``epoch`` (higher is better)."""
+        return float(self.record(epoch).val_metrics[self.primary_metric])
+
+    def train_loss(self, epoch: int) -> float:
+        return float(self.record(epoch).train_loss)
+
+    @property
+    def train_labels(self) -> np.ndarray:
+        return np.load(self.directory / "train_labels.npy")
+
+    @property
+    def val_labels(self) -> np.ndarray:
+        return np.load(self.directory / "val_labels.npy")
+
+    def train_probs(self, epoch: int) -> np.ndarray:
+        """Eval-mode probabilities on the teacher's own training frames after ``epoch``: the soft labels."""
+        self.record(epoch)
+        return np.load(self.directory / "probs" / f"train_{epoch:03d}.npy", mmap_mode="r")
+
+    def val_probs(self, epoch: int) -> np.ndarray:
+        self.record(epoch)
+        return np.load(self.directory / "probs" / f"val_{epoch:03d}.npy", mmap_mode="r")
+
+
+class HistoryWriter:
+    """Appends epochs to a history directory; each epoch's files land before its record does."""
+
+    def __init__(self, directory: Path, seed: int, task: str, primary_metric: str,
+                 train_labels: np.ndarray, val_labels: np.ndarray) -> None:
+        self.directory = Path(directory)
+        self._meta = {"seed": seed, "task": task, "primary_metric": primary_metric, "epochs": []}
+        write_npy(self.directory / "train_labels.npy", train_labels)
+        write_npy(self.directory / "val_labels.npy", val_labels)
+        write_json(self.directory / "history.json", self._meta)
+
+    def add_epoch(self, record: EpochRecord, train_probs: np.ndarray, val_probs: np.ndarray) -> None:
+        write_npy(self.directory / "probs" / f"train_{record.epoch:03d}.npy", train_probs.astype(np.float32))
+        write_npy(self.directory / "probs" / f"val_{record.epoch:03d}.npy", val_probs.astype(np.float32))
+        self._meta["epochs"].append(asdict(record) | {"val_metrics": dict(record.val_metrics)})
+        write_json(self.directory / "history.json", self._meta)

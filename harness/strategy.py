@@ -1,0 +1,91 @@
+"""The strategy API: choose teacher checkpoints, combine their probabilities into soft labels.
+
+A strategy is a pure function of the teacher histories of one cell (dataset x split x backbone), keyed by
+teacher seed. It needs numpy only, so it can be written and tested without a GPU or torch::
+
+    class LastTwo(Strategy):
+        def select(self, teachers, seed):
+            epochs = teachers[seed].epochs[-2:]
+            return Selection(tuple(Checkpoint(seed, e) for e in epochs), note="last two epochs")
+
+An empty selection means "no distillation": the student trains on the hard labels.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from harness.history import TeacherHistory
+
+Teachers = Mapping[int, TeacherHistory]
+"""The teacher histories of one cell, by seed. Every history covers the same training frames."""
+
+
+@dataclass(frozen=True, order=True)
+class Checkpoint:
+    seed: int
+    epoch: int
+
+    def __str__(self) -> str:
+        return f"s{self.seed}e{self.epoch}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The checkpoints whose training-frame probabilities make the soft labels, with optional weights."""
+
+    checkpoints: tuple[Checkpoint, ...] = ()
+    weights: tuple[float, ...] | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and len(self.weights) != len(self.checkpoints):
+            raise ValueError(f"{len(self.weights)} weights for {len(self.checkpoints)} checkpoints")
+
+    @property
+    def is_hard(self) -> bool:
+        return not self.checkpoints
+
+    def describe(self) -> str:
+        return "hard labels" if self.is_hard else " ".join(str(c) for c in self.checkpoints)
+
+
+class Strategy(ABC):
+    """Subclass and implement :meth:`select`; override :meth:`combine` to combine other than by mean."""
+
+    @abstractmethod
+    def select(self, teachers: Teachers, seed: int) -> Selection:
+        """The checkpoints that teach the student of ``seed``."""
+
+    def combine(self, probs: Sequence[np.ndarray], weights: Sequence[float] | None) -> np.ndarray:
+        """Weighted mean of probabilities (never of logits). Accumulates in float64."""
+        total = np.zeros(probs[0].shape, dtype=np.float64)
+        weights = [1.0] * len(probs) if weights is None else list(weights)
+        for p, w in zip(probs, weights):
+            total += w * np.asarray(p, dtype=np.float64)
+        return (total / sum(weights)).astype(np.float32)
+
+
+def soft_labels(strategy: Strategy, teachers: Teachers, seed: int) -> tuple[Selection, np.ndarray | None]:
+    """Run ``strategy`` for the student of ``seed``: its selection, and the soft labels (None for hard)."""
+    selection = strategy.select(teachers, seed)
+    if not isinstance(selection, Selection):
+        raise TypeError(f"{type(strategy).__name__}.select returned {selection!r}, expected a Selection")
+    if selection.is_hard:
+        return selection, None
+    for checkpoint in selection.checkpoints:
+        if checkpoint.seed not in teachers:
+            raise ValueError(f"{type(strategy).__name__} selected {checkpoint}, but there is no teacher "
+                             f"of seed {checkpoint.seed} (seeds: {sorted(teachers)})")
+    probs = [teachers[c.seed].train_probs(c.epoch) for c in selection.checkpoints]
+    if len({p.shape for p in probs}) != 1:
+        raise ValueError(f"selected checkpoints have differing shapes {[p.shape for p in probs]}")
+    combined = strategy.combine(probs, selection.weights)
+    if combined.shape != probs[0].shape or not np.isfinite(combined).all():
+        raise ValueError(f"{type(strategy).__name__}.combine returned an array of shape {combined.shape} "
+                         f"with non-finite values or the wrong shape (expected {probs[0].shape})")
+    return selection, combined

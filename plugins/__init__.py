@@ -1,0 +1,1 @@
+"""sdbench's built-in plugins: datasets, backbones and strategies, registered through the public hooks."""

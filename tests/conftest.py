@@ -1,0 +1,49 @@
+"""Shared fixtures. Tests never reach the network and never write outside their temporary directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test session gets its own SDBENCH_HOME, so demo data is generated once per session, never in ~."""
+    monkeypatch.setenv("SDBENCH_HOME", str(tmp_path_factory.getbasetemp() / "sdbench-home"))
+
+
+HistoryFactory = Callable[..., "object"]
+
+
+@pytest.fixture
+def make_history(tmp_path: Path) -> HistoryFactory:
+    """Write a hand-made teacher history and return it opened.
+
+    ``confidence[e]`` is the probability the teacher gives to every true label after epoch e+1 (and
+    ``1 - confidence`` to every other class), so the window rule sees exactly these confidences.
+    """
+    from harness.history import EpochRecord, HistoryWriter, TeacherHistory
+
+    def make(seed: int, confidence: Sequence[float], val: Sequence[float], labels: np.ndarray | None = None,
+             task: str = "multilabel") -> TeacherHistory:
+        if labels is None:
+            labels = np.array([[1, 0, 0], [0, 1, 1], [1, 0, 1], [0, 0, 1]], dtype=np.uint8)
+        directory = tmp_path / f"history-{seed}"
+        writer = HistoryWriter(directory, seed, task, "mAP", labels, labels)
+        for epoch, (c, v) in enumerate(zip(confidence, val), start=1):
+            if task == "multilabel":
+                probs = np.where(labels == 1, c, 1 - c).astype(np.float32)
+            else:
+                num_classes = int(labels.max()) + 1
+                probs = np.full((len(labels), num_classes), (1 - c) / (num_classes - 1), dtype=np.float32)
+                probs[np.arange(len(labels)), labels] = c
+            writer.add_epoch(EpochRecord(epoch, 1.0 / epoch, {"mAP": v}), probs, probs)
+        return TeacherHistory(directory)
+
+    return make
