@@ -52,18 +52,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    import json
-
     from harness.results import read_results, write_tables
 
     run_dir = Path(args.run_dir)
-    results = read_results(run_dir)
-    order = None
-    record = run_dir / "run.json"
-    if record.is_file():
-        strategies = json.loads(record.read_text())["config"]["strategies"]
-        order = None if "all" in strategies else list(strategies)
-    print(write_tables(results, run_dir, order))
+    print(write_tables(read_results(run_dir), run_dir))
     return 0
 
 

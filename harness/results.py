@@ -35,7 +35,8 @@ def _column_label(dataset: str, backbone: str, metric: str, several_backbones: b
 
 def comparison(rows: pd.DataFrame, strategy_order: list[str] | None = None) -> pd.DataFrame:
     """Primary metric in percent per strategy (rows) and dataset (columns): mean, std and count over
-    seeds and splits. Returns a long frame with columns strategy, column, mean, std, n, best."""
+    seeds and splits, strategies in ``strategy_order`` (default: as they first appear in ``rows``).
+    Returns a long frame with columns strategy, column, mean, std, n, best."""
     primary = rows[rows["primary"].astype(bool)].copy()
     several = primary["backbone"].nunique() > 1
     primary["column"] = [_column_label(d, b, m, several)
@@ -46,7 +47,7 @@ def comparison(rows: pd.DataFrame, strategy_order: list[str] | None = None) -> p
     stats["std"] = stats["std"].fillna(0.0)
     best = stats.groupby("column")["mean"].transform("max")
     stats["best"] = stats["mean"] >= best - 1e-9
-    order = strategy_order or sorted(stats["strategy"].unique())
+    order = strategy_order or list(dict.fromkeys(rows["strategy"]))
     rank = {s: i for i, s in enumerate(order)}
     return stats.sort_values(["strategy", "column"], key=lambda s: s.map(rank) if s.name == "strategy" else s)
 

@@ -192,17 +192,19 @@ class Runner:
                     write_npy(tmp / "soft_labels.npy", soft)
         return _read_teaching(path)
 
-    def student(self, cell: Cell, seed: int, digest: str, soft: np.ndarray | None) -> tuple[str, dict]:
+    def student(self, cell: Cell, seed: int, digest: str, soft: np.ndarray | None,
+                label: str) -> tuple[str, dict]:
         config = self._cell_config(cell, seed) | {"fit": vars(self.config.student),
                                                    "alpha": self.config.distill_alpha}
         key = job_key("student", config, upstream={"teaching": digest}, versions=self._versions(cell))
         if not self.store.is_complete("student", key):
             with self.store.writing("student", key, config) as tmp:
-                self._train_student(cell, seed, soft, tmp)
+                self._train_student(cell, seed, soft, tmp, label)
             self.trained["student"] += 1
         return key, json.loads((self.store.path("student", key) / "metrics.json").read_text())
 
-    def _train_student(self, cell: Cell, seed: int, soft: np.ndarray | None, directory: Path) -> None:
+    def _train_student(self, cell: Cell, seed: int, soft: np.ndarray | None, directory: Path,
+                       label: str) -> None:
         from harness.training import pick_device, predict, train
 
         index, dataset, settings = cell.data.index, cell.data.dataset, self.config.student
@@ -214,7 +216,8 @@ class Runner:
             targets = ((1 - self.config.distill_alpha) * hard + self.config.distill_alpha * soft).astype(np.float32)
         backbone = self._new_backbone(cell, seed)
         train_frames = self.frames(cell.data, cell.split.train)
-        with self.progress.task(f"student {cell.describe()} seed {seed}", settings.epochs * len(train_frames)) as adv:
+        name = f"student {cell.describe()} seed {seed} ({label})"
+        with self.progress.task(name, settings.epochs * len(train_frames)) as adv:
             model = train(backbone, train_frames, targets, index.task, settings, seed, device, on_batch=adv)
         metrics = {}
         for part in ("val", "test"):
@@ -254,7 +257,7 @@ class Runner:
         for name, strategy in strategies.items():
             for seed in self.config.seeds:
                 digest, selection, soft = self.teaching(cell, name, strategy, seed, teachers)
-                key, metrics = self.student(cell, seed, digest, soft)
+                key, metrics = self.student(cell, seed, digest, soft, name)
                 for metric, value in metrics["test"].items():
                     rows.append({"dataset": cell.data.name, "split": cell.split.name, "backbone": cell.backbone,
                                  "strategy": name, "seed": seed, "metric": metric, "value": value,

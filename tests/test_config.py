@@ -43,3 +43,16 @@ def test_invalid_yaml_and_values(tmp_path: Path):
         load_config(path)
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_demo_config_file_matches_the_builtin_defaults():
+    demo = Path(__file__).resolve().parent.parent / "benchmarks" / "demo.yaml"
+    assert load_config(demo) == load_config()
+
+
+def test_ci_runs_the_readme_test_command():
+    root = Path(__file__).resolve().parent.parent
+    readme, ci = (root / "README.md").read_text(), (root / ".ci" / "run").read_text()
+    test_command = next(line for line in readme.splitlines() if "pip install -e '.[test]'" in line)
+    assert test_command.strip() in ci
+    assert "bench run --datasets all --strategies all" in readme
