@@ -7,13 +7,12 @@ read and an interrupted build resumes with the next missing video.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from harness.atomic import write_npy
 from harness.data.dataset import ImageFrames, VideoFileFrames, VideoFrames
 from harness.errors import DataError
 
@@ -31,7 +30,7 @@ class FrameStore:
         """Read-only uint8 ``(N, size, size, 3)`` frames of ``video``, decoded on first use."""
         path = self.path(dataset_name, fingerprint, video.video, size)
         if not path.exists():
-            _write_atomically(path, _decode(video, size))
+            write_npy(path, _decode(video, size))
         return np.load(path, mmap_mode="r")
 
     def build(self, dataset_name: str, fingerprint: str, videos: Sequence[VideoFrames], size: int,
@@ -79,14 +78,3 @@ def _read_images(paths: Sequence[str], size: int) -> np.ndarray:
 def _describe(source: ImageFrames | VideoFileFrames) -> str:
     return source.path if isinstance(source, VideoFileFrames) else f"{len(source.paths)} image files"
 
-
-def _write_atomically(path: Path, frames: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, frames)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise

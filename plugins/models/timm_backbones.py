@@ -19,7 +19,7 @@ from harness.plugins import hookimpl
 from harness.specs import BackboneSpec
 
 ALIASES = {
-    "tiny": "test_convnext",
+    "tiny": "test_resnet",
     "resnet18": "resnet18",
     "resnet50": "resnet50",
     "convnext-t": "convnext_tiny",
