@@ -93,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SdbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished jobs are kept; run the same command again to continue", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
