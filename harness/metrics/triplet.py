@@ -36,10 +36,15 @@ def component_scores(
     for name, values in (("labels", y), ("scores", s)):
         if values.ndim != 2 or values.shape[1] != len(maps):
             raise ValueError(f"{name} must be a (frames, {len(maps)}) array; found shape {values.shape}")
-    if len(y) == 0:
-        width = len(starts)
-        return np.zeros((0, width), dtype=y.dtype), np.zeros((0, width))
-    return np.maximum.reduceat(y[:, triplets], starts, axis=1), np.maximum.reduceat(s[:, triplets], starts, axis=1)
+    if len(starts) == len(triplets) and np.array_equal(triplets, np.arange(len(triplets))):
+        return y, s  # one triplet per class, in order (ivt): nothing to reduce, no copy
+    ends = np.append(starts[1:], len(triplets))
+    groups = [triplets[start:end] for start, end in zip(starts, ends)]
+    # One max per component class over its columns: faster than np.maximum.reduceat along rows.
+    return (
+        np.stack([y[:, group].max(axis=1) for group in groups], axis=1),
+        np.stack([s[:, group].max(axis=1) for group in groups], axis=1),
+    )
 
 
 def triplet_video_ap(
