@@ -30,12 +30,25 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_roots(pairs: Sequence[str]) -> dict:
+    """``--data-root NAME=PATH`` flags as ``dataset_options`` overrides."""
+    options = {}
+    for pair in pairs or ():
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise SdbenchError(f"--data-root expects NAME=PATH, got '{pair}'")
+        options[name] = {"root": path}
+    return options
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     overrides = {}
     for key in ("datasets", "strategies", "backbones", "seeds", "device"):
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
+    if args.data_root:
+        overrides["dataset_options"] = _data_roots(args.data_root)
     return overrides
 
 
@@ -46,8 +59,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, _overrides(args))
     registry = get_registry(args.strict_plugins)
-    table = Runner(config, Path(args.out), registry, Progress(quiet=args.quiet)).run()
-    print(table)
+    runner = Runner(config, Path(args.out), registry, Progress(quiet=args.quiet))
+    print(runner.plan() if args.dry_run else runner.run())
+    return 0
+
+
+def _dataset(args: argparse.Namespace):
+    from harness.config import load_config
+
+    config = load_config(args.config)
+    options = dict(config.dataset_options.get(args.name, {}))
+    if getattr(args, "root", None):
+        options["root"] = args.root
+    return get_registry(args.strict_plugins).get("dataset", args.name).factory(options)
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise SdbenchError(f"{directory} is not empty: synthesize into a new directory")
+    args.root = str(directory)
+    _dataset(args).synthesize(directory)
+    print(f"wrote a {args.name} look-alike to {directory}; check it with: bench data check {args.name} --root {directory}")
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    dataset = _dataset(args)
+    reason = dataset.availability()
+    problems = [reason] if reason else dataset.check()
+    for problem in problems:
+        print(f"problem: {problem}")
+    print(f"{args.name}: {len(problems)} problem(s)" if problems else f"{args.name}: no problems found")
+    return 1 if problems else 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from harness.data.info import describe
+
+    dataset = _dataset(args)
+    reason = dataset.availability()
+    if reason:
+        raise SdbenchError(f"dataset {args.name} is not available: {reason}")
+    dataset.prepare()
+    print(describe(dataset))
     return 0
 
 
@@ -76,8 +131,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="YAML config file (see benchmarks/demo.yaml)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"run directory (default: {DEFAULT_OUT})")
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    run.add_argument("--data-root", action="append", metavar="NAME=PATH",
+                     help="where dataset NAME's files are (repeatable); same as dataset_options.NAME.root")
+    run.add_argument("--dry-run", action="store_true", help="list the jobs and their cost; train nothing")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     run.set_defaults(func=_cmd_run)
+
+    data = commands.add_parser("data", help="synthesize, check or describe a dataset on disk")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    synth = data_commands.add_parser("synth", help="write a small look-alike of dataset NAME in its official layout")
+    synth.add_argument("name")
+    synth.add_argument("directory")
+    synth.set_defaults(func=_cmd_data_synth)
+    check = data_commands.add_parser("check", help="validate a dataset directory and list every problem")
+    info = data_commands.add_parser("info", help="videos, frames, class frequencies and split sizes")
+    for sub, func in ((check, _cmd_data_check), (info, _cmd_data_info)):
+        sub.add_argument("name")
+        sub.add_argument("--root", help="the dataset directory (default: from the config or environment)")
+        sub.set_defaults(func=func)
+    for sub in (synth, check, info):
+        sub.add_argument("--config", type=Path, help="YAML config whose dataset_options apply")
 
     report = commands.add_parser("report", help="rebuild the comparison tables of a run directory")
     report.add_argument("run_dir", help="a directory written by 'bench run'")

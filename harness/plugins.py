@@ -31,6 +31,11 @@ STRICT_ENV = "SDBENCH_STRICT_PLUGINS"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.datasets.demo",
+    "plugins.datasets.cholect45",
+    "plugins.datasets.cholect50",
+    "plugins.datasets.cholec80",
+    "plugins.datasets.esad",
+    "plugins.datasets.autolaparo",
     "plugins.models.timm_backbones",
     "plugins.strategies.baselines",
     "plugins.strategies.intermediate",

@@ -74,24 +74,28 @@ class Runner:
 
     # -- resolution -------------------------------------------------------------------------------
 
-    def resolve_datasets(self) -> tuple[list[LoadedDataset], dict[str, str]]:
-        """The datasets to run, and the skipped ones with the reason."""
-        names = self.config.datasets
-        explicit = "all" not in names
-        if not explicit:
-            names = tuple(self.registry.names("dataset"))
-        loaded, skipped = [], {}
+    def candidate_datasets(self) -> list[tuple[LoadedDataset, str | None]]:
+        """Every dataset the config names (``all``: every registered one), with why it is unavailable."""
+        names = self.registry.names("dataset") if "all" in self.config.datasets else self.config.datasets
+        candidates = []
         for name in names:
-            spec = self.registry.get("dataset", name)
-            dataset = spec.factory(self.config.dataset_options.get(name, {}))
-            reason = dataset.availability()
+            dataset = self.registry.get("dataset", name).factory(self.config.dataset_options.get(name, {}))
+            version = self.registry.provider("dataset", name).version
+            candidates.append((LoadedDataset(name, dataset, version), dataset.availability()))
+        return candidates
+
+    def resolve_datasets(self) -> tuple[list[LoadedDataset], dict[str, str]]:
+        """The datasets to run, prepared, and the skipped ones with the reason. A dataset named explicitly
+        must be available; with ``all``, unavailable ones are skipped."""
+        loaded, skipped = [], {}
+        for data, reason in self.candidate_datasets():
+            if reason and "all" not in self.config.datasets:
+                raise ConfigError(f"dataset '{data.name}' is not available: {reason}")
             if reason:
-                if explicit:
-                    raise ConfigError(f"dataset '{name}' is not available: {reason}")
-                skipped[name] = reason
+                skipped[data.name] = reason
                 continue
-            dataset.prepare()
-            loaded.append(LoadedDataset(name, dataset, self.registry.provider("dataset", name).version))
+            data.dataset.prepare()
+            loaded.append(data)
         return loaded, skipped
 
     def resolve_strategies(self) -> dict[str, Strategy]:
@@ -139,9 +143,12 @@ class Runner:
         return build_backbone(self.registry, cell.ref, cell.data.index.num_classes,
                               self.config.backbone_options.get(cell.backbone, {}))
 
-    def teacher(self, cell: Cell, seed: int) -> tuple[str, TeacherHistory]:
+    def _teacher_job(self, cell: Cell, seed: int) -> tuple[str, dict[str, Any]]:
         config = self._cell_config(cell, seed) | {"fit": vars(self.config.teacher)}
-        key = job_key("teacher", config, versions=self._versions(cell))
+        return job_key("teacher", config, versions=self._versions(cell)), config
+
+    def teacher(self, cell: Cell, seed: int) -> tuple[str, TeacherHistory]:
+        key, config = self._teacher_job(cell, seed)
         if not self.store.is_complete("teacher", key):
             with self.store.writing("teacher", key, config) as tmp:
                 self._train_teacher(cell, seed, tmp)
@@ -250,6 +257,32 @@ class Runner:
         self.progress.line(f"trained {self.trained['teacher']} teacher(s) and {self.trained['student']} student(s); "
                            f"results in {self.out_dir}")
         return table
+
+    def plan(self) -> str:
+        """What :meth:`run` would do, without training: jobs per stage, what is complete, and the cost in
+        training epochs against a naive plan that trains a teacher for every strategy and seed. Datasets whose
+        data is absent are counted too (their splits need no data), and marked."""
+        strategies = self.resolve_strategies()
+        backbones = {name: resolve_backbone(self.registry, name) for name in self.config.backbones}
+        lines, teachers, done = [], 0, 0
+        for data, reason in self.candidate_datasets():
+            splits = data.dataset.splits()
+            cells = [Cell(data, split, backbone, ref) for split in splits for backbone, ref in backbones.items()]
+            keys = [self._teacher_job(cell, seed)[0] for cell in cells for seed in self.config.seeds]
+            complete = sum(self.store.is_complete("teacher", key) for key in keys)
+            teachers, done = teachers + len(keys), done + complete
+            lines.append(f"{data.name}: {len(splits)} split(s) x {len(backbones)} backbone(s) x "
+                         f"{len(self.config.seeds)} seed(s) = {len(keys)} teachers ({complete} complete)"
+                         + (f"; data not present: {reason}" if reason else ""))
+        students = teachers * len(strategies)
+        ours = teachers * self.config.teacher.epochs + students * self.config.student.epochs
+        naive = students * (self.config.teacher.epochs + self.config.student.epochs)
+        lines += [f"teacher jobs: {teachers} ({done} complete)",
+                  f"student jobs: at most {students} ({len(strategies)} strategies per teacher seed; strategies "
+                  f"that pick the same checkpoints share a student)",
+                  f"training epochs: {ours}, against {naive} for a naive plan that trains a teacher for every "
+                  f"strategy and seed" + (f" ({naive / ours:.1f}x)" if ours else "")]
+        return "\n".join(lines)
 
     def _run_cell(self, cell: Cell, strategies: dict[str, Strategy]) -> list[dict[str, Any]]:
         teachers = {seed: self.teacher(cell, seed) for seed in self.config.seeds}

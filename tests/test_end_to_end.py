@@ -122,3 +122,15 @@ def test_external_strategy_package_is_found_and_run(tiny_config: Path, tmp_path:
                          env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "middle-third" in run.stdout and "iese" in run.stdout
+
+
+def test_dry_run_lists_jobs_and_cost_without_training(finished_run: Path, tiny_config: Path,
+                                                      capsys: pytest.CaptureFixture):
+    capsys.readouterr()
+    assert main(["run", "--dry-run", "--config", str(tiny_config), "--out", str(finished_run),
+                 "--datasets", "demo-triplets,demo-phases"]) == 0
+    out = capsys.readouterr().out
+    assert "teacher jobs: 4 (4 complete)" in out
+    assert "student jobs: at most 24" in out
+    # ours: 4 teachers x 3 epochs + 24 students x 1 epoch = 36; naive: 24 x (3 + 1) = 96
+    assert "training epochs: 36, against 96" in out

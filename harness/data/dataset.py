@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
+
+from harness.errors import DataError, SdbenchError
 
 Task = Literal["multilabel", "multiclass"]
 
@@ -102,9 +105,26 @@ class Dataset(ABC):
     task: Task
     primary_metric: str
 
+    root_env: str | None = None
+    """The environment variable that names this dataset's data root, if it has one."""
+
     def availability(self) -> str | None:
         """None when the data is present, else why not and how to point sdbench at it."""
         return None
+
+    def check(self) -> list[str]:
+        """Every problem in the data on disk, each naming the file (and line or video), what was expected and
+        what was found. The default reports what :meth:`index` raises; plugins override it to report all."""
+        try:
+            self.index()
+        except DataError as exc:
+            return [str(exc)]
+        return []
+
+    @classmethod
+    def synthesize(cls, directory: Path) -> None:
+        """Write a small look-alike of this dataset, in its official layout, into ``directory``."""
+        raise SdbenchError(f"dataset {getattr(cls, 'name', cls.__name__)} cannot synthesize a look-alike")
 
     def prepare(self) -> None:
         """Make the data present where that is possible (the demo datasets generate themselves)."""

@@ -13,8 +13,6 @@ dataset uses it). The triplet -> component table is the ``maps.txt`` that ships 
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 from pathlib import Path
 from typing import Sequence
@@ -23,15 +21,22 @@ import numpy as np
 
 from harness.data.dataset import ImageFrames, VideoFrames
 from harness.errors import DataError
+from harness.plugins import hookimpl
+from harness.specs import DatasetSpec
+from plugins.datasets.cholect_common import (COMPONENTS, FOLDS, INSTRUMENTS, NUM_TRIPLETS, T45_VIDEOS, TARGETS,
+                                             VERBS, CholecTriplets, challenge_split, cv_splits, maps_file,
+                                             random_png, random_triplet_labels, triplet_maps, video_name)
 
-NUM_TRIPLETS = 100
-INSTRUMENTS = ("grasper", "bipolar", "hook", "scissors", "clipper", "irrigator")
-VERBS = ("grasp", "retract", "dissect", "coagulate", "clip", "cut", "aspirate", "irrigate", "pack", "null_verb")
-TARGETS = ("gallbladder", "cystic_plate", "cystic_duct", "cystic_artery", "cystic_pedicle", "blood_vessel",
-           "fluid", "abdominal_wall_cavity", "liver", "adhesion", "omentum", "peritoneum", "gut", "specimen_bag",
-           "null_target")
-COMPONENTS = {"instrument": INSTRUMENTS, "verb": VERBS, "target": TARGETS}
+__all__ = ["COMPONENTS", "INSTRUMENTS", "NUM_TRIPLETS", "TARGETS", "VERBS", "CholecT45", "read_cholect45",
+           "read_class_names", "triplet_maps", "write_cholect45_labels"]
 
+ROOT_ENV = "SDBENCH_CHOLECT45_ROOT"
+
+
+@hookimpl
+def sdbench_datasets() -> list[DatasetSpec]:
+    return [DatasetSpec("cholect45", "CholecT45 action triplets (45 videos at 1 fps; official 5-fold CV)",
+                        CholecT45)]
 
 def read_cholect45(root: Path, videos: Sequence[str] | None = None) -> dict[str, VideoFrames]:
     """Triplet labels ``(N, 100)`` uint8 and frame images of ``videos`` (default: every ``triplet/*.txt``)."""
@@ -59,11 +64,6 @@ def read_class_names(root: Path) -> tuple[str, ...]:
     return tuple(names.values())
 
 
-def triplet_maps() -> np.ndarray:
-    """The ``(100, 6)`` table ``IVT, I, V, T, IV, IT`` of ivtmetrics' ``maps.txt``."""
-    return np.loadtxt(_maps_file(), delimiter=",", comments="#", dtype=np.int64)
-
-
 def write_cholect45_labels(root: Path, video: str, frame_ids: Sequence[int], triplet_labels: np.ndarray) -> None:
     """Write ``triplet/``, the derived ``instrument/``, ``verb/``, ``target/`` files of ``video`` and ``dict/``.
 
@@ -79,15 +79,6 @@ def write_cholect45_labels(root: Path, video: str, frame_ids: Sequence[int], tri
     for column, (component, names) in enumerate(COMPONENTS.items(), 1):
         one_hot = np.eye(len(names), dtype=np.int64)[maps[:, column]]
         _write_label_file(root / component / f"{video}.txt", frame_ids, (labels @ one_hot > 0).astype(np.uint8))
-
-
-@functools.cache
-def _maps_file() -> Path:
-    # Located without importing ivtmetrics, whose import pulls in scikit-learn (about a second).
-    spec = importlib.util.find_spec("ivtmetrics")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the triplet table maps.txt ships with ivtmetrics, which is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "maps.txt"
 
 
 def _read_video(root: Path, video: str) -> VideoFrames:
@@ -106,30 +97,47 @@ def _read_video(root: Path, video: str) -> VideoFrames:
 
 def _read_label_file(path: Path, width: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Frame ids, binary labels ``(N, width)`` and the line number of each row of one label file."""
+    frame_ids, labels, lines, problems = _scan_label_file(path, width)
+    if problems:
+        raise DataError(problems[0])
+    return frame_ids, labels, lines
+
+
+def _scan_label_file(path: Path, width: int) -> tuple[np.ndarray, np.ndarray, list[int], list[str]]:
+    """Like :func:`_read_label_file`, but every faulty row is reported and left out instead of raising."""
     if not path.exists():
-        raise DataError(f"label file {path} is missing")
+        return np.zeros(0, np.int64), np.zeros((0, width), np.uint8), [], [f"label file {path} is missing"]
     rows: list[list[int]] = []
     line_of_frame: dict[int, int] = {}
+    problems = []
     for number, text in enumerate(path.read_text().splitlines(), 1):
         if not text.strip():
             continue
-        fields = text.split(",")
-        if len(fields) != width + 1:
-            raise DataError(f"{path}, line {number}: expected {width + 1} comma-separated columns (frame, then "
-                            f"{width} labels), found {len(fields)}")
-        try:
-            row = [int(field) for field in fields]
-        except ValueError:
-            raise DataError(f"{path}, line {number}: expected integers, found {text.strip()!r}") from None
-        if not set(row[1:]) <= {0, 1}:
-            raise DataError(f"{path}, line {number}: labels must be 0 or 1, found {sorted(set(row[1:]) - {0, 1})}")
-        if row[0] in line_of_frame:
-            raise DataError(f"{path}, line {number}: frame {row[0]} is already labelled on line "
-                            f"{line_of_frame[row[0]]}")
+        problem, row = _parse_row(text, width)
+        if problem is None and row[0] in line_of_frame:
+            problem = f"frame {row[0]} is already labelled on line {line_of_frame[row[0]]}"
+        if problem is not None:
+            problems.append(f"{path}, line {number}: {problem}")
+            continue
         line_of_frame[row[0]] = number
         rows.append(row)
     table = np.array(rows, dtype=np.int64).reshape(-1, width + 1)
-    return table[:, 0], table[:, 1:].astype(np.uint8), list(line_of_frame.values())
+    return table[:, 0], table[:, 1:].astype(np.uint8), list(line_of_frame.values()), problems
+
+
+def _parse_row(text: str, width: int) -> tuple[str | None, list[int]]:
+    """The integers of one label row, or what is wrong with it."""
+    fields = text.split(",")
+    if len(fields) != width + 1:
+        return (f"expected {width + 1} comma-separated columns (frame, then {width} labels), "
+                f"found {len(fields)}"), []
+    try:
+        row = [int(field) for field in fields]
+    except ValueError:
+        return f"expected integers, found {text.strip()!r}", []
+    if not set(row[1:]) <= {0, 1}:
+        return f"labels must be 0 or 1, found {sorted(set(row[1:]) - {0, 1})}", []
+    return None, row
 
 
 def _write_label_file(path: Path, frame_ids: Sequence[int], labels: np.ndarray) -> None:
@@ -141,8 +149,93 @@ def _write_label_file(path: Path, frame_ids: Sequence[int], labels: np.ndarray) 
 def _write_dict(root: Path) -> None:
     folder = root / "dict"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "maps.txt").write_text(_maps_file().read_text())
+    (folder / "maps.txt").write_text(maps_file().read_text())
     triplets = [f"{ivt}:{INSTRUMENTS[i]},{VERBS[v]},{TARGETS[t]}" for ivt, i, v, t, *_ in triplet_maps()]
     (folder / "triplet.txt").write_text("\n".join(triplets) + "\n")
     for component, names in COMPONENTS.items():
         (folder / f"{component}.txt").write_text("".join(f"{i}:{name}\n" for i, name in enumerate(names)))
+
+
+class CholecT45(CholecTriplets):
+    """CholecT45 in its official layout. Protocol ``cv`` (the five official folds) only: the challenge and
+    Rendezvous splits test on CholecT50 videos."""
+
+    name = "cholect45"
+    root_env = ROOT_ENV
+    label_folder = "triplet"
+    dataset_videos = T45_VIDEOS
+    protocols = {"cv": lambda folds: cv_splits(FOLDS, folds), "challenge": lambda _: [challenge_split()]}
+
+    def label_path(self, video: str) -> Path:
+        return self.root / "triplet" / f"{video}.txt"
+
+    def label_files(self) -> list[Path]:
+        folders = ("triplet", *COMPONENTS) if self.all_targets else ("triplet",)
+        return [path for folder in folders for path in (self.root / folder).glob("*.txt")]
+
+    def class_names(self) -> tuple[str, ...]:
+        names = read_class_names(self.root)
+        return names + super().class_names()[NUM_TRIPLETS:]
+
+    def read_video(self, video: str) -> VideoFrames:
+        frames = _read_video(self.root, video)
+        if not self.all_targets:
+            return frames
+        parts = [frames.labels]
+        for component, names in COMPONENTS.items():
+            path = self.root / component / f"{video}.txt"
+            frame_ids, labels, _ = _read_label_file(path, len(names))
+            if not np.array_equal(frame_ids, frames.frame_ids):
+                raise DataError(_frames_differ(path, frames.frame_ids, frame_ids))
+            parts.append(labels)
+        return VideoFrames(video, frames.frame_ids, np.hstack(parts), frames.source)
+
+    def check_label_file(self, path: Path) -> list[str]:
+        """Rows of ``triplet/`` files are checked against the PNGs; component files against the triplet rows."""
+        if path.parent.name != "triplet":
+            return self._check_component_file(path)
+        frame_ids, _, lines, problems = _scan_label_file(path, NUM_TRIPLETS)
+        frame_dir = self.root / "data" / path.stem
+        present = set(os.listdir(frame_dir)) if frame_dir.is_dir() else set()
+        for frame, line in zip(frame_ids.tolist(), lines):
+            if f"{frame:06d}.png" not in present:
+                problems.append(f"{path}, line {line}: frame {frame} is labelled but "
+                                f"{frame_dir / f'{frame:06d}.png'} is missing")
+        self.unlabelled_frames[path.stem] = len(present - {f"{f:06d}.png" for f in frame_ids.tolist()})
+        return problems
+
+    def check(self) -> list[str]:
+        """Every problem; PNGs without a label row are not one, their count per video is left in
+        ``unlabelled_frames``."""
+        self.unlabelled_frames: dict[str, int] = {}
+        return super().check()
+
+    def _check_component_file(self, path: Path) -> list[str]:
+        frame_ids, _, _, problems = _scan_label_file(path, len(COMPONENTS[path.parent.name]))
+        triplet_file = self.root / "triplet" / path.name
+        if triplet_file.exists():
+            expected = _scan_label_file(triplet_file, NUM_TRIPLETS)[0]
+            if not problems and not np.array_equal(frame_ids, expected):
+                problems.append(_frames_differ(path, expected, frame_ids))
+        return problems
+
+    @classmethod
+    def synthesize(cls, directory: Path) -> None:
+        """All 45 official videos with 3-4 frames each (16x16 noise PNGs), random labels, every frame with a
+        positive triplet; deterministic."""
+        for number in T45_VIDEOS:
+            rng = np.random.default_rng([45, number])
+            labels = random_triplet_labels(rng, int(rng.integers(3, 5)))
+            video = video_name(number)
+            for frame in range(len(labels)):
+                random_png(Path(directory) / "data" / video / f"{frame:06d}.png", rng)
+            write_cholect45_labels(directory, video, range(len(labels)), labels)
+
+
+def _frames_differ(path: Path, expected: np.ndarray, found: np.ndarray) -> str:
+    return (f"{path}: expected the frames of the triplet file ({len(expected)} rows, "
+            f"{_span(expected)}), found {len(found)} rows, {_span(found)}")
+
+
+def _span(frame_ids: np.ndarray) -> str:
+    return f"frames {frame_ids.min()}-{frame_ids.max()}" if len(frame_ids) else "no frames"

@@ -107,6 +107,11 @@ class _Demo(Dataset):
         return [Split("default", train=tuple(videos[:-test - val]), val=tuple(videos[-test - val:-test]),
                       test=tuple(videos[-test:]))]
 
+    @classmethod
+    def synthesize(cls, directory: Path) -> None:
+        """The demo data itself is the look-alike: generate it into ``directory``."""
+        cls({"root": directory}).prepare()
+
     def prepare(self) -> None:
         if self._complete():
             return
