@@ -23,7 +23,7 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     n_frames, n_classes = y.shape
     if n_frames == 0:
         return np.full(n_classes, np.nan)
-    order = np.argsort(-s, axis=0, kind="stable")
+    order = np.argsort(-s, axis=0)  # order within ties is irrelevant: only the last of a tie counts
     s_sorted = np.take_along_axis(s, order, axis=0)
     true_pos = np.cumsum(np.take_along_axis(y, order, axis=0), axis=0)
     # A threshold is the last frame of a run of tied scores: tied frames enter together.
