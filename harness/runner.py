@@ -22,7 +22,7 @@ from harness.config import RunConfig
 from harness.data.dataset import Dataset, FrameIndex, Split
 from harness.data.frames import FrameStore
 from harness.data.loader import FrameSet
-from harness.errors import ConfigError
+from harness.errors import ConfigError, SdbenchError
 from harness.history import EpochRecord, HistoryWriter, TeacherHistory
 from harness.models import BackboneRef, build_backbone, resolve_backbone
 from harness.paths import sdbench_home
@@ -43,6 +43,10 @@ class LoadedDataset:
     @cached_property
     def index(self) -> FrameIndex:
         return self.dataset.index()
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return self.dataset.fingerprint()
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ class Runner:
             with self.progress.task(f"frames {data.name} ({len(videos)} videos, {size}px)", len(videos)) as advance:
                 arrays = []
                 for video in videos:
-                    arrays.append(self.frame_store.frames(data.name, data.dataset.fingerprint(),
+                    arrays.append(self.frame_store.frames(data.name, data.fingerprint,
                                                           data.index.videos[video], size))
                     advance(1)
             self._framesets[key] = FrameSet(arrays)
@@ -127,7 +131,7 @@ class Runner:
     # -- jobs -------------------------------------------------------------------------------------
 
     def _cell_config(self, cell: Cell, seed: int) -> dict[str, Any]:
-        return {"dataset": cell.data.name, "fingerprint": cell.data.dataset.fingerprint(),
+        return {"dataset": cell.data.name, "fingerprint": cell.data.fingerprint,
                 "split": [cell.split.name, cell.split.train, cell.split.val, cell.split.test],
                 "backbone": str(cell.ref), "backbone_options": self.config.backbone_options.get(cell.backbone, {}),
                 "image_size": self.config.image_size, "seed": seed}
@@ -266,13 +270,18 @@ class Runner:
         backbones = {name: resolve_backbone(self.registry, name) for name in self.config.backbones}
         lines, teachers, done = [], 0, 0
         for data, reason in self.candidate_datasets():
-            splits = data.dataset.splits()
+            try:
+                splits = data.dataset.splits()
+            except SdbenchError as exc:
+                lines.append(f"{data.name}: cannot list its splits: {exc}")
+                continue
             cells = [Cell(data, split, backbone, ref) for split in splits for backbone, ref in backbones.items()]
-            keys = [self._teacher_job(cell, seed)[0] for cell in cells for seed in self.config.seeds]
-            complete = sum(self.store.is_complete("teacher", key) for key in keys)
-            teachers, done = teachers + len(keys), done + complete
+            count = len(cells) * len(self.config.seeds)
+            complete = 0 if reason else sum(self.store.is_complete("teacher", self._teacher_job(cell, seed)[0])
+                                            for cell in cells for seed in self.config.seeds)
+            teachers, done = teachers + count, done + complete
             lines.append(f"{data.name}: {len(splits)} split(s) x {len(backbones)} backbone(s) x "
-                         f"{len(self.config.seeds)} seed(s) = {len(keys)} teachers ({complete} complete)"
+                         f"{len(self.config.seeds)} seed(s) = {count} teachers ({complete} complete)"
                          + (f"; data not present: {reason}" if reason else ""))
         students = teachers * len(strategies)
         ours = teachers * self.config.teacher.epochs + students * self.config.student.epochs

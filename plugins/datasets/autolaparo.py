@@ -28,7 +28,8 @@ import numpy as np
 
 from harness.plugins import hookimpl
 from harness.specs import DatasetSpec
-from plugins.datasets.cholec80 import (PhaseVideoDataset, Split, encode_video, scan_annotation, synthetic_frames,
+from harness.data.dataset import Split
+from plugins.datasets.cholec80 import (PhaseVideoDataset, encode_video, scan_annotation, synthetic_frames,
                                        synthetic_timeline)
 
 PHASES = ("Preparation", "Dividing Ligament and Peritoneum", "Dividing Uterine Vessels and Ligament",
@@ -83,8 +84,8 @@ class AutoLaparo(PhaseVideoDataset):
         directory = Path(directory)
         for number in range(1, NUM_VIDEOS + 1):
             rng = np.random.default_rng([2022, number])
-            seconds = synthetic_timeline(rng, int(rng.integers(4, 7)) + 3)[:int(rng.integers(4, 7))]
-            per_frame = np.repeat(seconds, VIDEO_FPS)
+            per_frame = synthetic_timeline(rng, int(rng.integers(4, 7)) * VIDEO_FPS)
+            seconds = per_frame[::VIDEO_FPS]
             encode_video(directory / "videos" / f"{number:02d}.mp4", synthetic_frames(rng, per_frame), VIDEO_FPS)
             rows = "".join(f"{second}\t{phase + 1}\n" for second, phase in enumerate(seconds, 1))
             path = directory / "labels" / f"label_{number:02d}.txt"

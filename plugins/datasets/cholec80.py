@@ -321,7 +321,7 @@ class PhaseVideoDataset(Dataset):
             decoded = len(decode_sampled(path, SAMPLE_FPS, 8))
         except DataError as exc:
             return problems + [f"video {video}: {exc}"]
-        if annotation.exists() and decoded != len(labels):
+        if not problems and decoded != len(labels):
             problems.append(f"video {video}: {len(labels)} frames labelled at {SAMPLE_FPS:g} fps but {path} "
                             f"decodes to {decoded}; index() aligns by frame index and uses "
                             f"{min(decoded, len(labels))}")

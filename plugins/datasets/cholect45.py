@@ -8,7 +8,9 @@
     dict/{triplet,instrument,verb,target,maps}.txt
 
 This module reads the triplet labels and lists the frames; the writer produces the full layout (the demo
-dataset uses it). The triplet -> component table is the ``maps.txt`` that ships with ivtmetrics.
+dataset uses it). The triplet -> component table is the ``maps.txt`` that ships with ivtmetrics. The
+``cholect45`` plugin (:class:`CholecT45`) reads a real copy under ``dataset_options.cholect45.root`` or
+``$SDBENCH_CHOLECT45_ROOT``; splits, options and metrics are in ``cholect_common``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ ROOT_ENV = "SDBENCH_CHOLECT45_ROOT"
 def sdbench_datasets() -> list[DatasetSpec]:
     return [DatasetSpec("cholect45", "CholecT45 action triplets (45 videos at 1 fps; official 5-fold CV)",
                         CholecT45)]
+
 
 def read_cholect45(root: Path, videos: Sequence[str] | None = None) -> dict[str, VideoFrames]:
     """Triplet labels ``(N, 100)`` uint8 and frame images of ``videos`` (default: every ``triplet/*.txt``)."""

@@ -1,4 +1,5 @@
-"""What CholecT45 and CholecT50 share: official video splits, options, the triplet metrics and a base class.
+"""What CholecT45 and CholecT50 share: the triplet vocabulary and table, official video splits, options,
+the triplet metrics, look-alike helpers and the plugins' base class.
 
 The splits follow REFERENCE.md section 2. Cross-validation fold k tests on fold k; its training list is the
 other folds concatenated in fold order, of which the last five videos are held out for validation (the
@@ -226,8 +227,8 @@ class CholecTriplets(Dataset):
 
     def fingerprint(self) -> str:
         """Root, options and the size and modification time of every label file (frames are not hashed)."""
-        stats = [(str(p.relative_to(self.root)), p.stat().st_size, p.stat().st_mtime_ns)
-                 for p in sorted(self.label_files())]
+        files = sorted(self.label_files()) if self.availability() is None else []
+        stats = [(str(p.relative_to(self.root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
         key = {"dataset": self.name, "root": str(self.root.resolve()) if self.root else None,
                "options": {k: v for k, v in self.options.raw.items() if k != "root"}, "labels": stats}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
