@@ -19,7 +19,11 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
     Returns a (C,) float64 array; NaN for a class with no positive frame.
     """
-    y, s = _check_label_scores(labels, scores)
+    return _average_precision(*_check_label_scores(labels, scores))
+
+
+def _average_precision(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """:func:`average_precision` on labels and scores already validated by :func:`_check_label_scores`."""
     n_frames, n_classes = y.shape
     if n_frames == 0:
         return np.full(n_classes, np.nan)
@@ -47,7 +51,7 @@ def video_wise_ap(labels: np.ndarray, scores: np.ndarray, video_ids: np.ndarray)
     vids = _check_video_ids(video_ids, len(y))
     if len(y) == 0:
         return np.full(y.shape[1], np.nan)
-    per_video = np.stack([average_precision(y[vids == v], s[vids == v]) for v in np.unique(vids)])
+    per_video = np.stack([_average_precision(y[vids == v], s[vids == v]) for v in np.unique(vids)])
     return _nanmean(per_video, axis=0)
 
 
@@ -79,7 +83,7 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _check_label_scores(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return labels and scores as float64 (N, C) arrays, or raise ValueError saying what is wrong."""
+    """Return labels as int32 and scores as float64 (N, C) arrays, or raise ValueError saying what is wrong."""
     y = np.asarray(labels)
     s = np.asarray(scores, dtype=np.float64)
     if y.ndim != 2:
@@ -91,7 +95,7 @@ def _check_label_scores(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndar
         raise ValueError(f"labels must be 0/1; found value {y[not_binary][0].item()!r}")
     if not np.isfinite(s).all():
         raise ValueError(f"scores must be finite; found value {s[~np.isfinite(s)][0].item()!r}")
-    return y.astype(np.float64), s
+    return y.astype(np.int32), s
 
 
 def _check_video_ids(video_ids: np.ndarray, n_frames: int) -> np.ndarray:

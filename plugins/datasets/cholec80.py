@@ -145,7 +145,8 @@ def _read_video(root: Path, video: str, sample_fps: float) -> VideoFrames:
     if not video_file.exists():
         raise DataError(f"video file {video_file} is missing (its phase annotation exists)")
     labels = sample_phases(phases, ANNOTATION_FPS, sample_fps)
-    return VideoFrames(video, np.arange(len(labels), dtype=np.int64), labels, VideoFileFrames(str(video_file), sample_fps))
+    return VideoFrames(video, np.arange(len(labels), dtype=np.int64), labels,
+                       VideoFileFrames(str(video_file), sample_fps))
 
 
 # --- video files -----------------------------------------------------------------------------------------
