@@ -1,0 +1,123 @@
+"""Time our batch path (memmapped frames, batched augmentation) against a per-sample DataLoader pipeline.
+
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/loader_speed.py [--quick]``.
+
+What is compared, on the same 2,000 synthetic 224x224 RGB frames (500 with --quick), random batches of 64
+(full batches only), CPU, 2 cores:
+
+- ours: frames in per-video ``.npy`` files opened once with ``mmap_mode="r"`` -> ``FrameSet.gather`` ->
+  ``torch.from_numpy`` -> ``to_model_input`` with an augmentation generator (flip, shift-scale-rotate,
+  colour jitter, normalise, all batched), in the main process with 2 torch threads;
+- baseline: the usual per-sample pipeline, a ``torch.utils.data.DataLoader`` with 2 worker processes, each
+  sample a PNG decoded with PIL, then torchvision v2 RandomHorizontalFlip, RandomAffine(45, translate
+  0.0625, scale 0.9-1.1), a small ColorJitter, ToDtype and Normalize; workers are persistent and the timed
+  epoch is the second one, so worker start-up is not counted (this favours the baseline).
+
+Both are timed over one warm epoch (files in the page cache). Why: the harness bets that keeping decoded
+frames raw and augmenting whole batches removes the input pipeline from the training time on small CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from harness.data.augment import to_model_input
+from harness.data.loader import FrameSet
+from harness.models import IMAGENET_MEAN, IMAGENET_STD
+
+SIZE, BATCH, VIDEOS, SEED = 224, 64, 10, 0
+
+
+class PngFrames(Dataset):
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        self.transform = v2.Compose([
+            v2.ToImage(),
+            v2.RandomHorizontalFlip(),
+            v2.RandomAffine(degrees=45, translate=(0.0625, 0.0625), scale=(0.9, 1.1)),
+            v2.ColorJitter(brightness=0.02, saturation=0.02, hue=0.03),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        with Image.open(self.paths[i]) as image:
+            return self.transform(image.convert("RGB"))
+
+
+def make_frames(n: int) -> np.ndarray:
+    """Random frames with some structure (blocky colour plus noise), so PNG is neither trivial nor pure noise."""
+    rng = np.random.default_rng(SEED)
+    coarse = rng.integers(0, 256, (n, SIZE // 8, SIZE // 8, 3), dtype=np.uint8)
+    frames = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2).astype(np.int16)
+    frames += rng.integers(-12, 13, frames.shape, dtype=np.int16)
+    return np.clip(frames, 0, 255).astype(np.uint8)
+
+
+def time_ours(frame_set: FrameSet, n_batches: int) -> float:
+    generator = torch.Generator().manual_seed(SEED)
+    order = torch.randperm(len(frame_set), generator=generator).numpy()
+    start = time.perf_counter()
+    for b in range(n_batches):
+        x = torch.from_numpy(frame_set.gather(order[b * BATCH:(b + 1) * BATCH]))
+        out = to_model_input(x, IMAGENET_MEAN, IMAGENET_STD, generator)
+    elapsed = time.perf_counter() - start
+    assert out.shape == (BATCH, 3, SIZE, SIZE)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="500 frames instead of 2,000")
+    args = parser.parse_args()
+    n = 500 if args.quick else 2000
+    torch.set_num_threads(2)
+    frames = make_frames(n)
+    n_batches = n // BATCH
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays = []
+        for v, chunk in enumerate(np.array_split(frames, VIDEOS)):
+            path = Path(tmp) / f"video{v}.npy"
+            np.save(path, chunk)
+            arrays.append(np.load(path, mmap_mode="r"))
+        paths = []
+        for i, frame in enumerate(frames):
+            paths.append(Path(tmp) / f"frame{i:05d}.png")
+            Image.fromarray(frame).save(paths[-1])
+        png_kb = sum(p.stat().st_size for p in paths) / len(paths) / 1024
+        frame_set = FrameSet(arrays)
+
+        time_ours(frame_set, n_batches)  # warm-up: page cache, torch kernels
+        ours = n_batches / time_ours(frame_set, n_batches)
+
+        loader = DataLoader(PngFrames(paths), batch_size=BATCH, shuffle=True, num_workers=2, drop_last=True,
+                            persistent_workers=True, generator=torch.Generator().manual_seed(SEED))
+        for _ in loader:  # warm-up epoch: worker start-up, page cache
+            pass
+        start = time.perf_counter()
+        count = 0
+        for batch in loader:
+            count += 1
+        baseline = count / (time.perf_counter() - start)
+        assert count == n_batches and batch.shape == (BATCH, 3, SIZE, SIZE)
+        del loader
+
+    print(f"{n} frames of {SIZE}x{SIZE}, PNG {png_kb:.0f} KB/frame, {n_batches} batches of {BATCH}")
+    print(f"loader: ours {ours:.2f} batches/s, per-sample baseline {baseline:.2f} batches/s, "
+          f"ratio {ours / baseline:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
