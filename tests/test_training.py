@@ -113,3 +113,13 @@ def test_timm_provider_errors_are_actionable():
         build_backbone(registry, resolve_backbone(registry, "timm:test_resnet"), 3, {"pretrained": True})
     with pytest.raises(ConfigError, match="weights file .* not found"):
         build_backbone(registry, resolve_backbone(registry, "tiny"), 3, {"weights": "/nonexistent.safetensors"})
+
+
+def test_flip_folded_into_the_affine_resampling_is_an_exact_mirror(monkeypatch: pytest.MonkeyPatch):
+    from harness.data import augment
+
+    monkeypatch.setattr(augment, "_applied", lambda n, generator: torch.ones(n, dtype=torch.bool))
+    monkeypatch.setattr(augment, "_uniform", lambda n, limit, generator: torch.zeros(n))
+    x = torch.from_numpy(frameset(1, 4, 16).arrays[0]).permute(0, 3, 1, 2).float()
+    out = augment._flip_shift_scale_rotate(x, torch.Generator())
+    torch.testing.assert_close(out, x.flip(3), atol=1e-3, rtol=0)

@@ -31,20 +31,31 @@ def _applied(n: int, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=generator) < 0.5
 
 
-def _shift_scale_rotate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _flip_shift_scale_rotate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip and shift-scale-rotate as one affine resampling, done only for the samples that need it."""
     n = x.shape[0]
+    flip = _applied(n, generator)
     on = _applied(n, generator)
     angle = torch.deg2rad(_uniform(n, ROTATE_LIMIT_DEG, generator)) * on
     scale = torch.where(on, 1 + _uniform(n, SCALE_LIMIT, generator), torch.ones(n))
     shift = _uniform(2 * n, SHIFT_LIMIT * 2, generator).view(n, 2) * on[:, None]
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    mirror = torch.where(flip, -1.0, 1.0)
+    theta = torch.stack([torch.stack([cos * mirror, -sin, shift[:, 0]], 1),
+                         torch.stack([sin * mirror, cos, shift[:, 1]], 1)], 1)
+    moved = (flip | on).nonzero().squeeze(1)
+    if len(moved) == 0:
+        return x
+    subset = x[moved.to(x.device)]
+    grid = F.affine_grid(theta[moved].to(x.device, x.dtype), list(subset.shape), align_corners=False)
+    x = x.clone()
+    x[moved.to(x.device)] = F.grid_sample(subset, grid, mode="bilinear", padding_mode="reflection",
+                                          align_corners=False)
+    return x
 
 
-def _colour_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    n = x.shape[0]
+def _colour_matrices(n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 3, 3) RGB matrices: hue rotation in YIQ space, saturation and value scaling."""
     on = _applied(n, generator).float()
     hue = torch.deg2rad(_uniform(n, HUE_LIMIT_DEG, generator)) * on
     sat = 1 + _uniform(n, SAT_LIMIT * 4, generator) * on
@@ -53,21 +64,26 @@ def _colour_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     rotate = torch.stack([torch.stack([one, zero, zero], 1),
                           torch.stack([zero, cos * sat, -sin * sat], 1),
                           torch.stack([zero, sin * sat, cos * sat], 1)], 1)
-    matrix = (_YIQ_TO_RGB @ rotate @ _RGB_TO_YIQ) * val[:, None, None]
-    mixed = torch.einsum("nij,njhw->nihw", matrix.to(x.device, x.dtype), x)
-    return mixed.clamp_(0, 1)
+    return (_YIQ_TO_RGB @ rotate @ _RGB_TO_YIQ) * val[:, None, None]
 
 
 def to_model_input(frames: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 (B, H, W, 3) frames → normalised float (B, 3, H, W) in channels_last; augmented if ``generator``."""
-    x = frames.permute(0, 3, 1, 2).float().div_(255)
-    if generator is not None:
-        flip = _applied(x.shape[0], generator).to(x.device)
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        x = _shift_scale_rotate(x, generator)
-        x = _colour_jitter(x, generator)
+    """uint8 (B, H, W, 3) frames → normalised float (B, 3, H, W) in channels_last; augmented if ``generator``.
+
+    Scaling to [0, 1], the colour jitter and the normalisation are folded into one per-sample 3x3 matrix and
+    one per-channel offset, so the batch is traversed once for all three; clamping to the valid colour range
+    happens in normalised units.
+    """
+    x = frames.permute(0, 3, 1, 2).float()
     mean_t = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
-
+    if generator is None:
+        out = x.div_(255 * std_t).sub_(mean_t / std_t)
+        return out.contiguous(memory_format=torch.channels_last)
+    x = _flip_shift_scale_rotate(x, generator)
+    colour = _colour_matrices(x.shape[0], generator).to(x.device, x.dtype)
+    matrix = colour / (255 * std_t.view(1, 3, 1))
+    out = torch.einsum("nij,njhw->nihw", matrix, x).sub_(mean_t / std_t)
+    out = torch.maximum(torch.minimum(out, (1 - mean_t) / std_t), -mean_t / std_t)
+    return out.contiguous(memory_format=torch.channels_last)
