@@ -18,6 +18,20 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("SDBENCH_HOME", str(tmp_path_factory.getbasetemp() / "sdbench-home"))
 
 
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Callable[[type], Path]:
+    """``synthesized(DatasetClass)``: the root of that dataset's look-alike, synthesized once per session."""
+    roots: dict[type, Path] = {}
+
+    def make(dataset_class: type) -> Path:
+        if dataset_class not in roots:
+            roots[dataset_class] = tmp_path_factory.mktemp(dataset_class.__name__.lower())
+            dataset_class.synthesize(roots[dataset_class])
+        return roots[dataset_class]
+
+    return make
+
+
 HistoryFactory = Callable[..., "object"]
 
 

@@ -28,18 +28,14 @@ def vids(numbers) -> tuple[str, ...]:
     return tuple(f"VID{n:02d}" for n in numbers)
 
 
-@pytest.fixture(scope="module")
-def t45_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cholect45")
-    CholecT45.synthesize(root)
-    return root
+@pytest.fixture
+def t45_root(synthesized) -> Path:
+    return synthesized(CholecT45)
 
 
-@pytest.fixture(scope="module")
-def t50_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cholect50")
-    CholecT50.synthesize(root)
-    return root
+@pytest.fixture
+def t50_root(synthesized) -> Path:
+    return synthesized(CholecT50)
 
 
 @pytest.fixture

@@ -14,11 +14,9 @@ from harness.errors import ConfigError, DataError
 from plugins.datasets.esad import CLASSES, Esad
 
 
-@pytest.fixture(scope="module")
-def esad_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("esad")
-    Esad.synthesize(root)
-    return root
+@pytest.fixture
+def esad_root(synthesized) -> Path:
+    return synthesized(Esad)
 
 
 @pytest.fixture

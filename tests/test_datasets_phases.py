@@ -17,18 +17,14 @@ from plugins.datasets.autolaparo import AutoLaparo
 from plugins.datasets.cholec80 import PHASES, Cholec80
 
 
-@pytest.fixture(scope="module")
-def cholec80_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cholec80")
-    Cholec80.synthesize(root)
-    return root
+@pytest.fixture
+def cholec80_root(synthesized) -> Path:
+    return synthesized(Cholec80)
 
 
-@pytest.fixture(scope="module")
-def autolaparo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("autolaparo")
-    AutoLaparo.synthesize(root)
-    return root
+@pytest.fixture
+def autolaparo_root(synthesized) -> Path:
+    return synthesized(AutoLaparo)
 
 
 @pytest.fixture

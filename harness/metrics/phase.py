@@ -29,12 +29,7 @@ def phase_scores(
     ``labels``, ``predictions`` and ``video_ids`` are (N,) arrays, one entry per frame; labels and
     predictions are class indices in ``[0, num_classes)``.
     """
-    gt, pred = _check_phases(labels, predictions, num_classes)
-    vids = np.asarray(video_ids)
-    if vids.shape != gt.shape:
-        raise ValueError(f"video_ids must have shape {gt.shape}, one id per frame; found {vids.shape}")
-    if len(gt) == 0:
-        raise ValueError("cannot score phases of zero frames")
+    gt, pred, vids = _check_phases(labels, predictions, video_ids, num_classes)
     videos = [_video_scores(gt[vids == v], pred[vids == v], num_classes) for v in np.unique(vids)]
     result = {"accuracy": float(np.mean([accuracy for accuracy, _ in videos]))}
     for name in _PER_PHASE:
@@ -108,12 +103,7 @@ def relaxed_phase_scores(
     if variant not in RELAXED_VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(RELAXED_VARIANTS)}; found {variant!r}")
     window = _relax_window(fps)
-    gt, pred = _check_phases(labels, predictions, num_classes)
-    vids = np.asarray(video_ids)
-    if vids.shape != gt.shape:
-        raise ValueError(f"video_ids must have shape {gt.shape}, one id per frame; found {vids.shape}")
-    if len(gt) == 0:
-        raise ValueError("cannot score phases of zero frames")
+    gt, pred, vids = _check_phases(labels, predictions, video_ids, num_classes)
     accuracies, per_video = [], []
     for v in np.unique(vids):
         in_video = vids == v
@@ -195,8 +185,10 @@ def _relaxed_per_phase(
     return {name: np.where(absent, np.nan, np.minimum(value, 1.0)) for name, value in values.items()}
 
 
-def _check_phases(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return labels and predictions as int64 (N,) arrays, or raise ValueError saying what is wrong."""
+def _check_phases(labels: np.ndarray, predictions: np.ndarray, video_ids: np.ndarray,
+                  num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return labels and predictions as int64 (N,) arrays and the video ids, or raise ValueError saying
+    what is wrong."""
     checked = []
     for name, values in (("labels", labels), ("predictions", predictions)):
         array = np.asarray(values)
@@ -213,4 +205,9 @@ def _check_phases(labels: np.ndarray, predictions: np.ndarray, num_classes: int)
     gt, pred = checked
     if gt.shape != pred.shape:
         raise ValueError(f"labels and predictions must have the same shape; found {gt.shape} and {pred.shape}")
-    return gt, pred
+    vids = np.asarray(video_ids)
+    if vids.shape != gt.shape:
+        raise ValueError(f"video_ids must have shape {gt.shape}, one id per frame; found {vids.shape}")
+    if len(gt) == 0:
+        raise ValueError("cannot score phases of zero frames")
+    return gt, pred, vids
