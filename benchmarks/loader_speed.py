@@ -1,13 +1,14 @@
 """Time our batch path (memmapped frames, batched augmentation) against a per-sample DataLoader pipeline.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/loader_speed.py [--quick]``.
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/loader_speed.py [--quick] [--cores N]``.
 
 What is compared, on the same 2,000 synthetic 224x224 RGB frames (500 with --quick), random batches of 64
-(full batches only), CPU, 2 cores:
+(full batches only), CPU, 2 cores (``--cores``: N torch threads for ours, N DataLoader workers for the baseline):
 
-- ours: frames in per-video ``.npy`` files opened once with ``mmap_mode="r"`` -> ``FrameSet.gather`` ->
-  ``torch.from_numpy`` -> ``to_model_input`` with an augmentation generator (flip, shift-scale-rotate,
-  colour jitter, normalise, all batched), in the main process with 2 torch threads;
+- ours: the training loop's input path: frames in per-video ``.npy`` files opened once with
+  ``mmap_mode="r"`` -> ``iterate_batches`` (gathers the next batch on a background thread) ->
+  ``to_model_input`` with an augmentation generator (flip, shift-scale-rotate, colour jitter, normalise, all
+  batched), in the main process with 2 torch threads;
 - baseline: the usual per-sample pipeline, a ``torch.utils.data.DataLoader`` with 2 worker processes, each
   sample a PNG decoded with PIL, then torchvision v2 RandomHorizontalFlip, RandomAffine(45, translate
   0.0625, scale 0.9-1.1), a small ColorJitter, ToDtype and Normalize; workers are persistent and the timed
@@ -31,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from harness.data.augment import to_model_input
-from harness.data.loader import FrameSet
+from harness.data.loader import FrameSet, iterate_batches
 from harness.models import IMAGENET_MEAN, IMAGENET_STD
 
 SIZE, BATCH, VIDEOS, SEED = 224, 64, 10, 0
@@ -69,9 +70,9 @@ def make_frames(n: int) -> np.ndarray:
 def time_ours(frame_set: FrameSet, n_batches: int) -> float:
     generator = torch.Generator().manual_seed(SEED)
     order = torch.randperm(len(frame_set), generator=generator).numpy()
+    order = order[:n_batches * BATCH]  # full batches only, as the baseline's drop_last
     start = time.perf_counter()
-    for b in range(n_batches):
-        x = torch.from_numpy(frame_set.gather(order[b * BATCH:(b + 1) * BATCH]))
+    for x, _ in iterate_batches(frame_set, None, BATCH, torch.device("cpu"), order):
         out = to_model_input(x, IMAGENET_MEAN, IMAGENET_STD, generator)
     elapsed = time.perf_counter() - start
     assert out.shape == (BATCH, 3, SIZE, SIZE)
@@ -81,9 +82,10 @@ def time_ours(frame_set: FrameSet, n_batches: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500 frames instead of 2,000")
+    parser.add_argument("--cores", type=int, default=2, help="torch threads (ours) and DataLoader workers (baseline)")
     args = parser.parse_args()
     n = 500 if args.quick else 2000
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.cores)
     frames = make_frames(n)
     n_batches = n // BATCH
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +104,7 @@ def main() -> None:
         time_ours(frame_set, n_batches)  # warm-up: page cache, torch kernels
         ours = n_batches / time_ours(frame_set, n_batches)
 
-        loader = DataLoader(PngFrames(paths), batch_size=BATCH, shuffle=True, num_workers=2, drop_last=True,
+        loader = DataLoader(PngFrames(paths), batch_size=BATCH, shuffle=True, num_workers=args.cores, drop_last=True,
                             persistent_workers=True, generator=torch.Generator().manual_seed(SEED))
         for _ in loader:  # warm-up epoch: worker start-up, page cache
             pass
@@ -114,7 +116,7 @@ def main() -> None:
         assert count == n_batches and batch.shape == (BATCH, 3, SIZE, SIZE)
         del loader
 
-    print(f"{n} frames of {SIZE}x{SIZE}, PNG {png_kb:.0f} KB/frame, {n_batches} batches of {BATCH}")
+    print(f"{n} frames of {SIZE}x{SIZE}, PNG {png_kb:.0f} KB/frame, {n_batches} batches of {BATCH}, {args.cores} cores")
     print(f"loader: ours {ours:.2f} batches/s, per-sample baseline {baseline:.2f} batches/s, "
           f"ratio {ours / baseline:.2f}x")
 

@@ -1,7 +1,9 @@
-"""FrameStore: builds once, reads back memory-mapped, writes atomically, checks frame counts."""
+"""FrameStore: builds once, reads back memory-mapped, writes atomically, checks frame counts, builds in parallel."""
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 
 import av
@@ -9,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.data import frames as frames_module
 from harness.data.dataset import ImageFrames, VideoFileFrames, VideoFrames
-from harness.data.frames import FrameStore
+from harness.data.frames import FrameBuildError, FrameStore
 from harness.errors import DataError
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
@@ -78,10 +81,90 @@ def test_video_with_more_frames_than_labels_keeps_the_first(tmp_path: Path) -> N
     assert abs(int(frames[1].mean()) - 10) <= 2
 
 
-def test_build_materialises_every_video_and_reports_progress(tmp_path: Path) -> None:
-    videos = [image_video(tmp_path / "a", "a"), image_video(tmp_path / "b", "b")]
+def noisy_video(path: Path, seconds: int) -> VideoFrames:
+    """A 25-fps video of random pixels (so that most of the file is frame data), labelled at 1 fps."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        stream.width = stream.height = 64
+        for _ in range(25 * seconds):
+            pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    return VideoFrames(path.stem, np.arange(seconds), np.zeros(seconds, np.int64), VideoFileFrames(str(path), 1.0))
+
+
+def damage_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + len(data) // 8] = bytes(len(data) // 8)
+    path.write_bytes(bytes(data))
+
+
+def stored_files(store: FrameStore) -> list[str]:
+    return sorted(p.name for p in (store.root / "frames").rglob("*") if p.is_file())
+
+
+def test_load_returns_every_video_in_order_and_reports_progress(tmp_path: Path) -> None:
+    videos = [image_video(tmp_path / "a", "a"), file_video(tmp_path / "b.mp4", 3, 3), image_video(tmp_path / "c", "c")]
     store = FrameStore(tmp_path / "store")
-    messages: list[str] = []
-    store.build("ds", "fp1", videos, 8, progress=messages.append)
-    assert len(messages) == 2 and "a" in messages[0] and "b" in messages[1]
-    assert sorted(p.name for p in store.path("ds", "fp1", "a", 8).parent.iterdir()) == ["a.npy", "b.npy"]
+    store.frames("ds", "fp1", videos[2], 8)
+    advanced: list[int] = []
+    arrays = store.load("ds", "fp1", videos, 8, progress=advanced.append)
+    assert [len(a) for a in arrays] == [5, 3, 5] and all(isinstance(a, np.memmap) for a in arrays)
+    assert np.array_equal(arrays[0][:, 4, 4], np.array(COLOURS, np.uint8))
+    assert sum(advanced) == 3 and advanced[0] == 1  # the stored video counts at once
+    assert stored_files(store) == ["a.npy", "b.npy", "c.npy"]
+
+
+def test_corrupted_and_truncated_videos_are_named_with_the_time_reached_and_the_rest_builds(tmp_path: Path) -> None:
+    good = [noisy_video(tmp_path / "good1.mp4", 4), noisy_video(tmp_path / "good2.mp4", 4)]
+    corrupted = noisy_video(tmp_path / "corrupted.mp4", 8)
+    damage_middle(tmp_path / "corrupted.mp4")
+    truncated = noisy_video(tmp_path / "truncated.mkv", 8)
+    data = (tmp_path / "truncated.mkv").read_bytes()
+    (tmp_path / "truncated.mkv").write_bytes(data[:len(data) // 2])
+    store = FrameStore(tmp_path / "store")
+
+    with pytest.raises(FrameBuildError) as caught:
+        store.load("ds", "fp1", [good[0], corrupted, truncated, good[1]], 16)
+
+    assert set(caught.value.failures) == {"corrupted", "truncated"}
+    assert re.search(r"corrupted\.mp4: cannot decode video after [1-7]\.\d\d s", caught.value.failures["corrupted"])
+    assert re.search(r"8 frames are labelled but only [1-7] could be read from .*truncated\.mkv "
+                     r"\(its frames end before [1-7]\.00 s\)", caught.value.failures["truncated"])
+    message = str(caught.value)
+    assert "2 of 4 videos could not be decoded (2 in the frame store)" in message
+    assert "  corrupted: " in message and "  truncated: " in message
+    assert stored_files(store) == ["good1.npy", "good2.npy"]
+
+
+def test_interrupted_build_keeps_finished_videos_never_leaves_a_partial_file_and_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    videos = [image_video(tmp_path / name, name) for name in ("a", "b", "c")]
+    store = FrameStore(tmp_path / "store")
+    real_save = np.save
+    saves = itertools.count(1)
+
+    def second_save_crashes_half_way(handle, array, allow_pickle):  # noqa: ANN001 - np.save's signature
+        if next(saves) == 2:
+            handle.write(b"\x93NUMPY partial")
+            raise OSError("disk full")
+        real_save(handle, array, allow_pickle=allow_pickle)
+
+    monkeypatch.setattr(np, "save", second_save_crashes_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        store.load("ds", "fp1", videos, 8)
+    kept = stored_files(store)
+    assert len(kept) in (1, 2) and all(name.endswith(".npy") for name in kept)
+    assert all(len(np.load(path)) == 5 for path in (store.root / "frames").rglob("*.npy"))
+
+    monkeypatch.setattr(np, "save", real_save)
+    decoded: list[str] = []
+    real_decode = frames_module._decode
+    monkeypatch.setattr(frames_module, "_decode", lambda video, size, threads: (
+        decoded.append(video.video), real_decode(video, size, threads))[1])
+    arrays = store.load("ds", "fp1", videos, 8)
+    assert sorted(decoded) == sorted({"a", "b", "c"} - {name[0] for name in kept})
+    assert [len(a) for a in arrays] == [5, 5, 5]
+    assert stored_files(store) == ["a.npy", "b.npy", "c.npy"]

@@ -20,13 +20,14 @@ _TOLERANCE_S = 1e-6
 """Timestamps are rationals turned into floats: 1.0 may come out as 0.99999999."""
 
 
-def decode_sampled(path: str | Path, sample_fps: float, size: int, expected_frames: int | None = None) -> np.ndarray:
+def decode_sampled(path: str | Path, sample_fps: float, size: int, expected_frames: int | None = None,
+                   threads: int = 0) -> np.ndarray:
     """Frames at times 0, 1/sample_fps, 2/sample_fps, ... as uint8 ``(N, size, size, 3)`` RGB.
 
     Frame k is the first decoded frame whose timestamp, counted from the first frame, is at least
     ``k / sample_fps``; across a gap in a variable-rate stream one frame stands for several. Decoding stops
     once ``expected_frames`` frames are kept. Any decoding error raises :class:`DataError` naming the file
-    and the time reached.
+    and the time reached. ``threads`` is the decoder's thread count (0: FFmpeg picks one per core).
     """
     limit = math.inf if expected_frames is None else expected_frames
     kept: list[np.ndarray] = []
@@ -37,6 +38,7 @@ def decode_sampled(path: str | Path, sample_fps: float, size: int, expected_fram
                 raise DataError(f"{path}: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = threads
             start = None
             for frame in container.decode(stream):
                 if frame.time is None:

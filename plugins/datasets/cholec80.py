@@ -12,7 +12,8 @@ frame ``round(k * 25 / sample_fps)`` and takes that frame's annotation.
 
 Annotation and video length can differ by a few frames. Frames are aligned by index; labelled seconds
 beyond what the video holds (read from the container's metadata) are dropped, and each drop is logged
-with its counts. :meth:`PhaseVideoDataset.check` decodes every video and reports every problem it finds.
+with its counts. :meth:`PhaseVideoDataset.check` reports every problem it finds, reading each video's
+length from its container metadata (damage inside a stream shows when the frame store decodes it).
 
 Splits (option ``split``): ``40/8/32`` (default; train 1-40, val 41-48, test 49-80), ``32/8/40`` (train
 1-32, val 33-40, test 41-80) and ``40/40`` (test 41-80). The 40/40 protocol has no validation set and
@@ -282,7 +283,8 @@ class PhaseVideoDataset(Dataset):
         return phase_metrics(labels, probs, video_ids, len(self.class_names))
 
     def check(self) -> list[str]:
-        """Every problem of every video of the splits; decodes each video in full (slow on the real data)."""
+        """Every problem of every video of the splits. Videos are opened, not decoded: lengths come from the
+        container metadata, as in :meth:`index`."""
         if (reason := self.availability()) is not None:
             return [reason]
         split_videos = dict.fromkeys(v for split in self.splits() for part in (split.train, split.val, split.test)
@@ -310,8 +312,6 @@ class PhaseVideoDataset(Dataset):
                            VideoFileFrames(str(path), SAMPLE_FPS))
 
     def _check_video(self, video: str) -> list[str]:
-        from harness.data.video import decode_sampled
-
         annotation, path = self.annotation_path(video), self.video_path(video)
         if not annotation.exists() and not path.exists():
             return [f"video {video} of the splits is absent: neither {annotation} nor {path} exists"]
@@ -319,13 +319,13 @@ class PhaseVideoDataset(Dataset):
         if not path.exists():
             return problems + [f"video file {path} of {video} is missing"]
         try:
-            decoded = len(decode_sampled(path, SAMPLE_FPS, 8))
+            available = sampled_length(path, SAMPLE_FPS)
         except DataError as exc:
             return problems + [f"video {video}: {exc}"]
-        if not problems and decoded != len(labels):
+        if not problems and available != len(labels):
             problems.append(f"video {video}: {len(labels)} frames labelled at {SAMPLE_FPS:g} fps but {path} "
-                            f"decodes to {decoded}; index() aligns by frame index and uses "
-                            f"{min(decoded, len(labels))}")
+                            f"holds {available} by its container metadata; index() aligns by frame index and "
+                            f"uses {min(available, len(labels))}")
         return problems
 
 
