@@ -8,7 +8,9 @@ teacher seed. It needs numpy only, so it can be written and tested without a GPU
             epochs = teachers[seed].epochs[-2:]
             return Selection(tuple(Checkpoint(seed, e) for e in epochs), note="last two epochs")
 
-An empty selection means "no distillation": the student trains on the hard labels.
+An empty selection means "no distillation": the student trains on the hard labels. A selection may also
+carry a ``temperature`` that rescales the combined probabilities in logit space (see
+:mod:`harness.calibration`): below 1 it sharpens the soft labels, above 1 it softens them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from harness.calibration import apply_temperature
 from harness.history import TeacherHistory
 
 Teachers = Mapping[int, TeacherHistory]
@@ -36,22 +39,29 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class Selection:
-    """The checkpoints whose training-frame probabilities make the soft labels, with optional weights."""
+    """The checkpoints whose training-frame probabilities make the soft labels, with optional weights, and
+    the temperature applied to their combination (1: none)."""
 
     checkpoints: tuple[Checkpoint, ...] = ()
     weights: tuple[float, ...] | None = None
     note: str = ""
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.weights is not None and len(self.weights) != len(self.checkpoints):
             raise ValueError(f"{len(self.weights)} weights for {len(self.checkpoints)} checkpoints")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
 
     @property
     def is_hard(self) -> bool:
         return not self.checkpoints
 
     def describe(self) -> str:
-        return "hard labels" if self.is_hard else " ".join(str(c) for c in self.checkpoints)
+        if self.is_hard:
+            return "hard labels"
+        described = " ".join(str(c) for c in self.checkpoints)
+        return described if self.temperature == 1.0 else f"{described} T={self.temperature:.3g}"
 
 
 class Strategy(ABC):
@@ -85,6 +95,9 @@ def soft_labels(strategy: Strategy, teachers: Teachers, seed: int) -> tuple[Sele
     if len({p.shape for p in probs}) != 1:
         raise ValueError(f"selected checkpoints have differing shapes {[p.shape for p in probs]}")
     combined = strategy.combine(probs, selection.weights)
+    if selection.temperature != 1.0:
+        task = teachers[selection.checkpoints[0].seed].task
+        combined = apply_temperature(combined, selection.temperature, task).astype(np.float32)
     if combined.shape != probs[0].shape or not np.isfinite(combined).all():
         raise ValueError(f"{type(strategy).__name__}.combine returned an array of shape {combined.shape} "
                          f"with non-finite values or the wrong shape (expected {probs[0].shape})")

@@ -48,7 +48,8 @@ def test_builtins_register_through_the_hooks():
     registry = Registry(entry_points=False)
     assert len(registry.names("dataset")) >= 2
     assert registry.names("backbone") == ["timm"]
-    assert registry.names("strategy") == ["hard", "last", "best-val", "it", "iee", "iese"]
+    assert registry.names("strategy") == ["hard", "last", "best-val", "it", "iee", "iese", "iese-weighted",
+                                          "iese-sharpened", "iese-calibrated"]
     assert all(reg.provider.distribution == "sdbench" for reg in registry.all("strategy").values())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.results import comparison, read_results, render_tables, write_results
@@ -35,3 +36,66 @@ def test_mean_std_best_and_missing_cells(tmp_path: Path):
     assert r"\textbf{42.0 $\pm$ 2.8}" in tables["tex"]
     assert tables["md"].index("hard") < tables["md"].index("iese")
     assert "99" not in tables["md"]  # non-primary metrics stay out of the table
+
+
+def row(dataset: str, metric: str, strategy: str, seed: int, value: float) -> dict:
+    return {"dataset": dataset, "split": "fold1", "backbone": "tiny", "strategy": strategy, "seed": seed,
+            "metric": metric, "value": value, "primary": True, "checkpoints": "", "student_key": "k"}
+
+
+def ranked_rows() -> pd.DataFrame:
+    """d1: best-val 40..45 over six seeds (mean 42.5); "up" is one point better on every seed (43.5);
+    "mixed" is one point worse, better, worse... (mean 42.5, a tie with best-val). d2: one seed, up beats
+    best-val, mixed has no result."""
+    out = []
+    for seed in range(6):
+        base = 0.40 + 0.01 * seed
+        out += [row("d1", "mAP", "best-val", seed, base), row("d1", "mAP", "up", seed, base + 0.01),
+                row("d1", "mAP", "mixed", seed, base + (0.01 if seed % 2 else -0.01))]
+    out += [row("d2", "accuracy", "best-val", 0, 0.5), row("d2", "accuracy", "up", 0, 0.6)]
+    return pd.DataFrame(out)
+
+
+def cell(stats: pd.DataFrame, strategy: str, column: str) -> pd.Series:
+    return stats[(stats.strategy == strategy) & (stats.column == column)].iloc[0]
+
+
+def test_ranks_ties_and_mean_rank():
+    stats = comparison(ranked_rows())
+    assert cell(stats, "up", "d1 (mAP)")["rank"] == 1.0
+    assert cell(stats, "best-val", "d1 (mAP)")["rank"] == cell(stats, "mixed", "d1 (mAP)")["rank"] == 2.5
+    assert cell(stats, "best-val", "d2 (accuracy)")["rank"] == 2.0
+    mean_rank = stats.groupby("strategy")["mean_rank"].first()
+    assert mean_rank.to_dict() == {"up": 1.0, "best-val": 2.25, "mixed": 2.5}
+
+
+def test_paired_comparison_flags_only_significant_differences():
+    stats = comparison(ranked_rows())
+    up = cell(stats, "up", "d1 (mAP)")
+    # six differences of +1 point: only the all-plus and all-minus sign patterns reach |6|, p = 2 / 64
+    assert (up["pairs"], round(up["delta"], 6), up["p_value"], up["flag"]) == (6, 1.0, 2 / 64, "better")
+    mixed = cell(stats, "mixed", "d1 (mAP)")
+    assert (round(mixed["delta"], 6), mixed["p_value"], mixed["flag"]) == (0.0, 1.0, "")
+    single = cell(stats, "up", "d2 (accuracy)")
+    assert (single["pairs"], single["p_value"], single["flag"]) == (1, 1.0, "")
+    assert np.isnan(cell(stats, "best-val", "d1 (mAP)")["pairs"])
+
+
+def test_tables_show_flags_ranks_mean_rank_and_paired_differences_in_every_format():
+    tables = render_tables(comparison(ranked_rows()))
+    md, tex, csv = tables["md"], tables["tex"], tables["csv"]
+    assert "| **43.5 ± 1.9** ▲ (1) |" in md.replace("  ", "")
+    assert "42.5 ± 1.9 (2.5)" in md and "mean rank" in md and "2.25" in md
+    assert "+1.0 [+1.0, +1.0] p=0.031 n=6" in md and "▲/▼: better/worse than best-val" in md
+    assert r"\textbf{43.5 $\pm$ 1.9} $^{\blacktriangle}$ (1)" in tex and "p=0.031 n=6" in tex
+    header = csv.splitlines()[0].split(",")
+    assert header[-8:] == ["rank", "mean_rank", "pairs", "delta", "ci_low", "ci_high", "p_value", "flag"]
+    assert "up,d1 (mAP),43.5000,1.8708,6,True,1.0000,1.0000,6.0000,1.0000,1.0000,1.0000,0.0312,better" in csv
+
+
+def test_tables_without_best_val_have_no_paired_comparison():
+    frame = ranked_rows()
+    stats = comparison(frame[frame.strategy != "best-val"])
+    assert stats["pairs"].isna().all() and (stats["flag"] == "").all()
+    md = render_tables(stats)["md"]
+    assert "▲" not in md and "p=" not in md and "(1)" in md
