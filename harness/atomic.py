@@ -6,12 +6,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import numpy as np
 
+from harness.faults import kill_point
 
-def _replace_with(path: Path, write: Any, mode: str) -> None:
+
+def write_with(path: Path, write: Callable[[IO], Any], mode: str = "wb") -> None:
+    """Write ``path`` through ``write(handle)`` into a temporary file in the same directory, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -19,6 +22,7 @@ def _replace_with(path: Path, write: Any, mode: str) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        kill_point("atomic-write")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -26,12 +30,12 @@ def _replace_with(path: Path, write: Any, mode: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    _replace_with(Path(path), lambda f: json.dump(data, f, indent=2, sort_keys=True, default=str), "w")
+    write_with(Path(path), lambda f: json.dump(data, f, indent=2, sort_keys=True, default=str), "w")
 
 
 def write_text(path: Path, text: str) -> None:
-    _replace_with(Path(path), lambda f: f.write(text), "w")
+    write_with(Path(path), lambda f: f.write(text), "w")
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
-    _replace_with(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
+    write_with(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")

@@ -18,7 +18,7 @@ DEFAULT_OUT = "sdbench-runs/latest"
 def _cmd_plugins(args: argparse.Namespace) -> int:
     registry = get_registry(args.strict_plugins)
     rows = []
-    for kind in ("dataset", "backbone", "strategy"):
+    for kind in ("dataset", "backbone", "strategy", "executor"):
         for name, reg in registry.all(kind).items():
             aliases = getattr(reg.spec, "aliases", {})
             description = reg.spec.description + (f" (aliases: {', '.join(aliases)})" if aliases else "")
@@ -43,7 +43,7 @@ def _data_roots(pairs: Sequence[str]) -> dict:
 
 def _overrides(args: argparse.Namespace) -> dict:
     overrides = {}
-    for key in ("datasets", "strategies", "backbones", "seeds", "device"):
+    for key in ("datasets", "strategies", "backbones", "seeds", "device", "executor", "rerun"):
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
@@ -106,12 +106,76 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_new_strategy(args: argparse.Namespace) -> int:
+    from harness.scaffold import new_strategy_package
+
+    taken = get_registry(args.strict_plugins).names("strategy")
+    new_strategy_package(args.name, Path(args.directory), taken)
+    print(f"wrote the strategy package '{args.name}' to {args.directory}; next: cd {args.directory} && "
+          "pip install -e . && pytest")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.results import read_results, write_tables
+    from harness.teacher_report import write_teacher_report
 
     run_dir = Path(args.run_dir)
     print(write_tables(read_results(run_dir), run_dir))
+    teachers = write_teacher_report(run_dir)
+    if teachers:
+        print(teachers)
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from harness.config import load_config
+    from harness.progress import Progress
+    from harness.runner import Runner
+    from harness.sweep import SweepTarget, sweep, sweep_name, write_sweep
+    from plugins.strategies.window import WindowRule
+
+    config = load_config(args.config, _overrides(args))
+    runner = Runner(config, Path(args.out), get_registry(args.strict_plugins), Progress(quiet=args.quiet))
+    target = SweepTarget(args.dataset, args.split, args.backbone or config.backbones[0], args.seed)
+    try:
+        window = WindowRule.from_params(**config.strategy_params.get("iee", {}))
+    except (TypeError, ValueError) as exc:
+        raise SdbenchError(f"strategy_params.iee: {exc}") from None
+    table = sweep(runner, target, window)
+    paths = write_sweep(table, Path(args.out) / "sweep", sweep_name(target, table))
+    shown = table[["epoch", "teacher_train_loss", "teacher_val", "fit_confidence", "ece", "student_test",
+                   "in_window", "best_val", "best_teacher"]]
+    print(tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".3f"))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from harness.gc import collect, find_garbage
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "jobs").is_dir():
+        raise SdbenchError(f"{run_dir} has no jobs/ directory: is it a 'bench run' output directory?")
+    garbage = find_garbage(run_dir, unfinished=args.unfinished)
+    for item in garbage:
+        print(f"{'would remove' if args.dry_run else 'removing'} {item.path} ({_human(item.bytes)}): {item.why}")
+    total = sum(item.bytes for item in garbage)
+    if args.dry_run:
+        print(f"{len(garbage)} item(s), {_human(total)} would be freed; run without --dry-run to remove them")
+    else:
+        print(f"freed {_human(collect(garbage))} in {len(garbage)} item(s)")
+    return 0
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument("--data-root", action="append", metavar="NAME=PATH",
                      help="where dataset NAME's files are (repeatable); same as dataset_options.NAME.root")
+    run.add_argument("--executor", help="where jobs run: local (default), ray, slurm, or a plugin's executor")
+    run.add_argument("--rerun", choices=("never", "failed", "all"),
+                     help="retry jobs that failed before (failed, the default), keep their failures (never), or "
+                          "recompute every job (all)")
     run.add_argument("--dry-run", action="store_true", help="list the jobs and their cost; train nothing")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     run.set_defaults(func=_cmd_run)
@@ -155,6 +223,32 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild the comparison tables of a run directory")
     report.add_argument("run_dir", help="a directory written by 'bench run'")
     report.set_defaults(func=_cmd_report)
+
+    new_strategy = commands.add_parser("new-strategy", help="scaffold an installable strategy package that passes "
+                                                            "the conformance tests")
+    new_strategy.add_argument("name", help="the strategy's name, e.g. top-k")
+    new_strategy.add_argument("directory", help="where to write the package (new or empty)")
+    new_strategy.set_defaults(func=_cmd_new_strategy)
+
+    sweep = commands.add_parser("sweep", help="oracle: one student per teacher epoch; the teacher-epoch figure")
+    sweep.add_argument("--dataset", required=True, help="dataset name")
+    sweep.add_argument("--split", help="split or fold name (default: the dataset's first)")
+    sweep.add_argument("--backbone", help="backbone (default: the config's first)")
+    sweep.add_argument("--seed", type=int, default=0, help="teacher and student seed (default 0)")
+    sweep.add_argument("--config", type=Path, help="YAML config (fit settings; the window from strategy_params.iee)")
+    sweep.add_argument("--out", default=DEFAULT_OUT, help=f"run directory, shared with 'bench run' (default: {DEFAULT_OUT})")
+    sweep.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    sweep.add_argument("--data-root", action="append", metavar="NAME=PATH", help="where dataset NAME's files are")
+    sweep.add_argument("--executor", help="where the students run (default: local)")
+    sweep.add_argument("--quiet", action="store_true", help="print only the table")
+    sweep.set_defaults(func=_cmd_sweep, datasets=None, strategies=None, backbones=None, seeds=None, rerun=None)
+
+    gc = commands.add_parser("gc", help="remove checkpoints and leftovers that no result needs")
+    gc.add_argument("run_dir", help="a directory written by 'bench run'")
+    gc.add_argument("--dry-run", action="store_true", help="list what would be removed and the bytes freed")
+    gc.add_argument("--unfinished", action="store_true",
+                    help="also remove the work directories of unfinished jobs (their progress is lost)")
+    gc.set_defaults(func=_cmd_gc)
     return parser
 
 

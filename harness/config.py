@@ -19,15 +19,22 @@ DEFAULTS: dict[str, Any] = {
     "seeds": [0, 1, 2],
     "image_size": 48,
     "device": "auto",
-    "teacher": {"epochs": 14, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-6, "eta_min": 2e-4,
+    "teacher": {"epochs": 24, "batch_size": 8, "lr": 3e-3, "weight_decay": 1e-6, "eta_min": 2e-4,
                 "augment": True, "eval_batch_size": 256},
-    "student": {"epochs": 10, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-6, "eta_min": 2e-4,
+    "student": {"epochs": 16, "batch_size": 8, "lr": 3e-3, "weight_decay": 1e-6, "eta_min": 2e-4,
                 "augment": True, "eval_batch_size": 256},
     "distill": {"alpha": 1.0},
     "dataset_options": {},
     "backbone_options": {},
     "strategy_params": {},
+    "executor": "local",
+    "executor_options": {},
+    "rerun": "failed",
 }
+
+RERUN_POLICIES = ("never", "failed", "all")
+"""Which jobs a run retries: ``never`` keeps earlier failures as they are, ``failed`` (default) retries failed
+and interrupted jobs, ``all`` recomputes every job, finished ones included."""
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -42,7 +49,7 @@ class FitSettings:
     eval_batch_size: int = 128
 
 
-_FREE_FORM = {"dataset_options", "backbone_options", "strategy_params"}
+_FREE_FORM = {"dataset_options", "backbone_options", "strategy_params", "executor_options"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,9 @@ class RunConfig:
     dataset_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     backbone_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     strategy_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    executor: str = "local"
+    executor_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    rerun: str = "failed"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -126,6 +136,8 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         _check_keys(overrides, DEFAULTS, "command line")
         data = _merge(data, overrides)
     where = str(path) if path else "configuration"
+    if data["rerun"] not in RERUN_POLICIES:
+        raise ConfigError(f"{where}: rerun must be one of {', '.join(RERUN_POLICIES)}, got {data['rerun']!r}")
     try:
         seeds = tuple(int(s) for s in _as_list(data["seeds"]))
         return RunConfig(
@@ -141,6 +153,9 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
             dataset_options=dict(data["dataset_options"] or {}),
             backbone_options=dict(data["backbone_options"] or {}),
             strategy_params=dict(data["strategy_params"] or {}),
+            executor=str(data["executor"]),
+            executor_options=dict(data["executor_options"] or {}),
+            rerun=str(data["rerun"]),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None

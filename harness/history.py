@@ -4,7 +4,8 @@ A teacher run writes, after every epoch, its training loss, its validation metri
 probabilities on the validation frames and on its own training frames. Strategies read these records and
 never need the model again. Layout of a history directory::
 
-    history.json          seed, task, primary metric and one record per finished epoch
+    history.json          seed, task, primary metric and one record per finished epoch (with its soft-label
+                          diagnostics on the validation frames, see :mod:`harness.diagnostics`)
     train_labels.npy      hard labels of the training frames, (N,) or (N, C)
     val_labels.npy        hard labels of the validation frames
     probs/train_EEE.npy   float32 (N, C) probabilities on the training frames after epoch EEE (1-based)
@@ -21,13 +22,18 @@ from typing import Mapping
 import numpy as np
 
 from harness.atomic import write_json, write_npy
+from harness.diagnostics import diagnose
 
 
 @dataclass(frozen=True)
 class EpochRecord:
+    """One finished epoch. ``diagnostics`` is filled by :class:`HistoryWriter`; histories written before it
+    existed load with an empty mapping."""
+
     epoch: int
     train_loss: float
     val_metrics: Mapping[str, float] = field(default_factory=dict)
+    diagnostics: Mapping[str, float] = field(default_factory=dict)
 
 
 class TeacherHistory:
@@ -59,6 +65,14 @@ class TeacherHistory:
     def train_loss(self, epoch: int) -> float:
         return float(self.record(epoch).train_loss)
 
+    def diagnostics(self, epoch: int) -> dict[str, float]:
+        """Mean max-probability, mean entropy and calibration error on the validation frames after ``epoch``
+        (see :mod:`harness.diagnostics`); computed from the stored probabilities for older histories."""
+        stored = self.record(epoch).diagnostics
+        if stored:
+            return {name: float(value) for name, value in stored.items()}
+        return diagnose(self.val_probs(epoch), self.val_labels, self.task)
+
     @property
     def train_labels(self) -> np.ndarray:
         return np.load(self.directory / "train_labels.npy")
@@ -78,18 +92,41 @@ class TeacherHistory:
 
 
 class HistoryWriter:
-    """Appends epochs to a history directory; each epoch's files land before its record does."""
+    """Appends epochs to a history directory; each epoch's files land before its record does.
+
+    A writer opened on the history of an interrupted run keeps its records, and an epoch added again
+    (a resumed run retraining the epoch it was killed in) replaces that epoch and everything after it.
+    """
 
     def __init__(self, directory: Path, seed: int, task: str, primary_metric: str,
                  train_labels: np.ndarray, val_labels: np.ndarray) -> None:
         self.directory = Path(directory)
-        self._meta = {"seed": seed, "task": task, "primary_metric": primary_metric, "epochs": []}
+        self._meta = {"seed": seed, "task": task, "primary_metric": primary_metric,
+                      "epochs": _earlier_epochs(self.directory, seed, train_labels, val_labels)}
+        self._val_labels = val_labels
         write_npy(self.directory / "train_labels.npy", train_labels)
         write_npy(self.directory / "val_labels.npy", val_labels)
         write_json(self.directory / "history.json", self._meta)
 
     def add_epoch(self, record: EpochRecord, train_probs: np.ndarray, val_probs: np.ndarray) -> None:
+        """Store the epoch's probabilities, then its record with the diagnostics of ``val_probs`` (any the
+        record already carries are kept and take precedence)."""
+        val_probs = val_probs.astype(np.float32)
         write_npy(self.directory / "probs" / f"train_{record.epoch:03d}.npy", train_probs.astype(np.float32))
-        write_npy(self.directory / "probs" / f"val_{record.epoch:03d}.npy", val_probs.astype(np.float32))
-        self._meta["epochs"].append(asdict(record) | {"val_metrics": dict(record.val_metrics)})
+        write_npy(self.directory / "probs" / f"val_{record.epoch:03d}.npy", val_probs)
+        diagnostics = diagnose(val_probs, self._val_labels, self._meta["task"]) | dict(record.diagnostics)
+        self._meta["epochs"] = [r for r in self._meta["epochs"] if r["epoch"] < record.epoch]
+        self._meta["epochs"].append(asdict(record) | {"val_metrics": dict(record.val_metrics),
+                                                      "diagnostics": diagnostics})
         write_json(self.directory / "history.json", self._meta)
+
+
+def _earlier_epochs(directory: Path, seed: int, train_labels: np.ndarray, val_labels: np.ndarray) -> list[dict]:
+    """The epoch records of an interrupted run of the same teacher in ``directory``, if there is one."""
+    path = directory / "history.json"
+    if not path.is_file():
+        return []
+    meta = json.loads(path.read_text())
+    same = (meta.get("seed") == seed and np.array_equal(np.load(directory / "train_labels.npy"), train_labels)
+            and np.array_equal(np.load(directory / "val_labels.npy"), val_labels))
+    return list(meta["epochs"]) if same else []

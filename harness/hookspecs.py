@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pluggy
 
-from harness.specs import BackboneSpec, DatasetSpec, StrategySpec
+from harness.specs import BackboneSpec, DatasetSpec, ExecutorSpec, StrategySpec
 
 hookspec = pluggy.HookspecMarker("sdbench")
 
@@ -45,4 +45,14 @@ def sdbench_strategies() -> list[StrategySpec]:
     Each :class:`~harness.specs.StrategySpec` has a ``factory(**params) -> Strategy``. A strategy is a pure
     function of the teacher histories: it selects ``(seed, epoch)`` checkpoints and combines their
     probabilities into soft labels (see :mod:`harness.strategy`).
+    """
+
+
+@hookspec
+def sdbench_executors() -> list[ExecutorSpec]:
+    """Return the executors this plugin provides.
+
+    Each :class:`~harness.specs.ExecutorSpec` has a ``factory(options) -> Executor`` that runs batches of
+    independent training jobs somewhere (see :mod:`harness.executor`). Import the scheduling library inside
+    the factory, so that listing plugins works without it.
     """

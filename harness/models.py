@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
-from harness.errors import PluginError
+from harness.errors import ConfigError, PluginError
 from harness.plugins import Registry, unknown_name_message
 from harness.specs import BackboneSpec
 
@@ -58,3 +58,18 @@ def build_backbone(registry: Registry, ref: BackboneRef, num_outputs: int, optio
     if not isinstance(backbone, Backbone):
         raise PluginError(f"backbone provider '{ref.provider}' returned {type(backbone).__name__}, expected a Backbone")
     return backbone
+
+
+def check_input_size(backbone: Backbone, ref: BackboneRef, size: int) -> None:
+    """Fail early, and clearly, when ``backbone`` cannot take ``size`` x ``size`` images (its strides or a fixed
+    input size need more), instead of with the network's own error in the middle of a run."""
+    import torch
+
+    model = backbone.model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, 3, size, size))
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"backbone {ref} cannot take {size}x{size} images ({first_line}); set image_size to "
+                          f"a size it accepts (e.g. 224 for ImageNet models)") from None

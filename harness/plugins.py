@@ -20,7 +20,7 @@ import pluggy
 
 from harness import __version__, hookspecs
 from harness.errors import PluginError
-from harness.specs import BackboneSpec, DatasetSpec, Spec, StrategySpec
+from harness.specs import BackboneSpec, DatasetSpec, ExecutorSpec, Spec, StrategySpec
 
 log = logging.getLogger("sdbench")
 
@@ -39,12 +39,17 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.models.timm_backbones",
     "plugins.strategies.baselines",
     "plugins.strategies.intermediate",
+    "plugins.strategies.ensembles",
+    "plugins.executors.local",
+    "plugins.executors.ray_tasks",
+    "plugins.executors.slurm",
 )
 
 _HOOKS: dict[str, tuple[str, type]] = {
     "dataset": ("sdbench_datasets", DatasetSpec),
     "backbone": ("sdbench_backbones", BackboneSpec),
     "strategy": ("sdbench_strategies", StrategySpec),
+    "executor": ("sdbench_executors", ExecutorSpec),
 }
 
 
@@ -71,7 +76,7 @@ def strict_from_env() -> bool:
 
 
 class Registry:
-    """Every dataset, backbone and strategy known to this installation, by kind and name."""
+    """Every dataset, backbone, strategy and executor known to this installation, by kind and name."""
 
     def __init__(self, strict: bool | None = None, builtins: Iterable[str] = BUILTIN_PLUGINS,
                  entry_points: bool = True) -> None:
@@ -134,7 +139,7 @@ class Registry:
         return found
 
     def all(self, kind: str) -> dict[str, Registered]:
-        """Every registered spec of ``kind`` (dataset, backbone or strategy), in registration order."""
+        """Every registered spec of ``kind`` (dataset, backbone, strategy or executor), in registration order."""
         return self._specs[kind]
 
     def names(self, kind: str) -> list[str]:

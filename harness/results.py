@@ -1,13 +1,17 @@
-"""Long-format result rows and the comparison tables that are views of them."""
+"""Long-format result rows and the comparison tables that are views of them (statistics in
+:mod:`harness.statistics`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from harness.atomic import write_text
+from harness.missing import missing_note, read_missing
+from harness.statistics import column_ranks, paired_comparison
 
 RESULTS_FILE = "results.csv"
 COLUMNS = ["dataset", "split", "backbone", "strategy", "seed", "metric", "value", "primary", "checkpoints",
@@ -33,50 +37,114 @@ def _column_label(dataset: str, backbone: str, metric: str, several_backbones: b
     return f"{dataset} [{backbone}] ({metric})" if several_backbones else f"{dataset} ({metric})"
 
 
-def comparison(rows: pd.DataFrame, strategy_order: list[str] | None = None) -> pd.DataFrame:
-    """Primary metric in percent per strategy (rows) and dataset (columns): mean, std and count over
-    seeds and splits, strategies in ``strategy_order`` (default: as they first appear in ``rows``).
-    Returns a long frame with columns strategy, column, mean, std, n, best."""
+REFERENCE = "best-val"
+ALPHA = 0.05
+FLAGS = {"better": "▲", "worse": "▼"}
+LATEX_FLAGS = {"better": r"$^{\blacktriangle}$", "worse": r"$^{\blacktriangledown}$"}
+
+
+def comparison(rows: pd.DataFrame, strategy_order: list[str] | None = None, reference: str = REFERENCE,
+               alpha: float = ALPHA) -> pd.DataFrame:
+    """Primary metric in percent per strategy (rows) and dataset (columns), strategies in ``strategy_order``
+    (default: as they first appear in ``rows``). Returns a long frame with one row per strategy and column:
+
+    mean, std, n      over seeds and splits; ``best`` marks the highest mean of the column
+    rank, mean_rank   rank within the column (1 = best, ties averaged) and its mean over the strategy's columns
+    pairs, delta, ci_low, ci_high, p_value, flag
+                      paired comparison with ``reference`` over matched (split, seed) pairs (see
+                      :mod:`harness.statistics`); ``flag`` is "better" or "worse" when p < ``alpha``, else "".
+                      Empty for the reference itself and when the reference has no results.
+    """
     primary = rows[rows["primary"].astype(bool)].copy()
     several = primary["backbone"].nunique() > 1
     primary["column"] = [_column_label(d, b, m, several)
                          for d, b, m in zip(primary["dataset"], primary["backbone"], primary["metric"])]
-    stats = (primary.assign(value=primary["value"] * 100)
-             .groupby(["strategy", "column"], sort=False)["value"]
+    primary["value"] = primary["value"] * 100
+    stats = (primary.groupby(["strategy", "column"], sort=False)["value"]
              .agg(mean="mean", std="std", n="count").reset_index())
     stats["std"] = stats["std"].fillna(0.0)
     best = stats.groupby("column")["mean"].transform("max")
     stats["best"] = stats["mean"] >= best - 1e-9
+    stats["rank"] = column_ranks(stats)
+    stats["mean_rank"] = stats.groupby("strategy")["rank"].transform("mean")
+    stats = stats.merge(paired_comparison(primary, reference), on=["strategy", "column"], how="left")
+    significant = stats["p_value"] < alpha
+    stats["flag"] = np.where(significant & (stats["delta"] > 0), "better",
+                             np.where(significant & (stats["delta"] < 0), "worse", ""))
     order = strategy_order or list(dict.fromkeys(rows["strategy"]))
     rank = {s: i for i, s in enumerate(order)}
     return stats.sort_values(["strategy", "column"], key=lambda s: s.map(rank) if s.name == "strategy" else s)
 
 
-def _wide(stats: pd.DataFrame, mark_best: callable) -> pd.DataFrame:
-    cells = stats.assign(cell=[mark_best(f"{m:.1f} ± {s:.1f}", b) for m, s, b in
-                               zip(stats["mean"], stats["std"], stats["best"])])
+def _cell(row: pd.Series, bold: Callable[[str], str], flags: Mapping[str, str], pm: str) -> str:
+    text = f"{row['mean']:.1f} {pm} {row['std']:.1f}"
+    text = bold(text) if row["best"] else text
+    if row["flag"]:
+        text += f" {flags[row['flag']]}"
+    return f"{text} ({row['rank']:g})"
+
+
+def _wide(stats: pd.DataFrame, bold: Callable[[str], str], flags: Mapping[str, str], pm: str) -> pd.DataFrame:
+    cells = stats.assign(cell=[_cell(row, bold, flags, pm) for _, row in stats.iterrows()])
     wide = cells.pivot(index="strategy", columns="column", values="cell")
-    wide = wide.reindex(index=list(dict.fromkeys(stats["strategy"])), columns=sorted(stats["column"].unique()))
-    return wide.fillna("—")
+    strategies = list(dict.fromkeys(stats["strategy"]))
+    wide = wide.reindex(index=strategies, columns=sorted(stats["column"].unique())).fillna("—")
+    mean_rank = stats.groupby("strategy")["mean_rank"].first()
+    wide["mean rank"] = [f"{mean_rank[s]:.2f}" for s in strategies]
+    return wide
 
 
-def render_tables(stats: pd.DataFrame) -> dict[str, str]:
-    """The comparison as Markdown, LaTeX and CSV text; the best mean per column is marked."""
+def _paired_wide(stats: pd.DataFrame) -> pd.DataFrame:
+    """Delta [bootstrap CI], p-value and pair count against the reference, per strategy and column."""
+    paired = stats[stats["pairs"].notna()]
+    cells = paired.assign(cell=[f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}] p={p:.3f} n={n:.0f}" for d, lo, hi, p, n in
+                                zip(paired["delta"], paired["ci_low"], paired["ci_high"], paired["p_value"],
+                                    paired["pairs"])])
+    wide = cells.pivot(index="strategy", columns="column", values="cell")
+    return wide.reindex(index=list(dict.fromkeys(paired["strategy"])),
+                        columns=sorted(stats["column"].unique())).fillna("—")
+
+
+def _captions(stats: pd.DataFrame, reference: str, alpha: float) -> tuple[str, str | None]:
+    main = ("Primary metric (%) of the student, mean ± std over seeds and splits; best per column in bold; "
+            "(r) = rank in the column, 1 = best, ties averaged; mean rank over the columns where the strategy "
+            "has results.")
+    if not stats["pairs"].notna().any():
+        return main, None
+    main += (f" ▲/▼: better/worse than {reference} (two-sided exact sign-flip permutation test over matched "
+             f"(split, seed) pairs, p < {alpha:g}).")
+    paired = (f"Paired difference to {reference} in points: mean [95% bootstrap CI], sign-flip p-value, "
+              "number of matched (split, seed) pairs.")
+    return main, paired
+
+
+def render_tables(stats: pd.DataFrame, reference: str = REFERENCE, alpha: float = ALPHA) -> dict[str, str]:
+    """The comparison as Markdown, LaTeX and CSV text: the main table (mean ± std, flags, ranks, mean rank)
+    and, when ``reference`` has results, the table of paired differences to it."""
     from tabulate import tabulate
 
-    markdown = _wide(stats, lambda cell, best: f"**{cell}**" if best else cell)
-    latex = _wide(stats, lambda cell, best: (r"\textbf{" + cell + "}" if best else cell).replace("±", r"$\pm$"))
-    caption = "Primary metric (%) of the student, mean ± std over seeds and splits; best per column in bold."
-    return {
-        "md": tabulate(markdown, headers="keys", tablefmt="github") + f"\n\n{caption}\n",
-        "tex": tabulate(latex, headers="keys", tablefmt="latex_raw") + "\n",
-        "csv": stats.to_csv(index=False, float_format="%.4f"),
-    }
+    main_caption, paired_caption = _captions(stats, reference, alpha)
+    markdown = _wide(stats, lambda cell: f"**{cell}**", FLAGS, "±")
+    latex = _wide(stats, lambda cell: r"\textbf{" + cell + "}", LATEX_FLAGS, r"$\pm$")
+    md = tabulate(markdown, headers="keys", tablefmt="github") + f"\n\n{main_caption}\n"
+    tex = (f"% {main_caption}\n".replace("▲/▼", "up/down triangles (amssymb)")
+           + tabulate(latex, headers="keys", tablefmt="latex_raw") + "\n")
+    if paired_caption:
+        paired = _paired_wide(stats)
+        md += "\n" + tabulate(paired, headers="keys", tablefmt="github") + f"\n\n{paired_caption}\n"
+        tex += f"\n% {paired_caption}\n" + tabulate(paired, headers="keys", tablefmt="latex") + "\n"
+    return {"md": md, "tex": tex, "csv": stats.to_csv(index=False, float_format="%.4f")}
 
 
-def write_tables(rows: pd.DataFrame, run_dir: Path, strategy_order: list[str] | None = None) -> str:
-    """Write ``comparison.{md,tex,csv}`` into ``run_dir`` and return the Markdown table."""
-    tables = render_tables(comparison(rows, strategy_order))
+def write_tables(rows: pd.DataFrame, run_dir: Path, strategy_order: list[str] | None = None,
+                 missing: pd.DataFrame | None = None) -> str:
+    """Write ``comparison.{md,tex,csv}`` into ``run_dir`` and return the Markdown tables, followed by the list
+    of missing results (default: read from the run's ``missing.csv``)."""
+    missing = read_missing(run_dir) if missing is None else missing
+    tables = render_tables(comparison(rows, strategy_order)) if not rows.empty else {"md": "", "tex": "", "csv": ""}
+    note = missing_note(missing)
+    tables["md"] += ("\n" if tables["md"] else "") + note
+    tables["tex"] += "".join(f"% {line}\n" for line in note.splitlines())
     for suffix, text in tables.items():
         write_text(Path(run_dir) / f"comparison.{suffix}", text)
     return tables["md"]

@@ -1,8 +1,17 @@
 """The cross-product runner: datasets x splits x backbones x (teachers per seed, students per strategy x seed).
 
-Every teacher run is trained once per cell and seed and shared by every strategy; every job is a
-content-addressed artifact (:mod:`harness.store`), so a rerun skips what is complete and a strategy added
-later costs its soft labels and its students only.
+The run is an explicit job graph, executed stage by stage::
+
+    frames (per dataset) -> teacher (per cell x seed) -> soft labels (per cell x strategy x seed)
+                         -> student (per distinct soft labels x seed) -> results
+
+Every teacher is trained once per cell and seed and shared by every strategy; students of strategies that
+produce the same soft labels are shared too. Every job is a content-addressed artifact
+(:mod:`harness.store`): a rerun skips what is complete, resumes what was interrupted at its last finished
+epoch, and a strategy added later costs its soft labels and its students only. Teachers and students run
+on the configured executor (:mod:`harness.executor`); frames and soft labels are built here. A failed job
+is recorded with its error; the jobs that do not depend on it still run, and the results list what is
+missing and why.
 """
 
 from __future__ import annotations
@@ -12,30 +21,37 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
 from harness import __version__
 from harness.atomic import write_json, write_npy
-from harness.config import RunConfig
+from harness.config import RunConfig, load_config
 from harness.data.dataset import Dataset, FrameIndex, Split
 from harness.data.frames import FrameStore
 from harness.data.loader import FrameSet
 from harness.errors import ConfigError, SdbenchError
+from harness.executor import Executor, Job, Outcome, Work
+from harness.faults import kill_point
 from harness.history import EpochRecord, HistoryWriter, TeacherHistory
-from harness.models import BackboneRef, build_backbone, resolve_backbone
+from harness.models import BackboneRef, build_backbone, check_input_size, resolve_backbone
 from harness.paths import sdbench_home
-from harness.plugins import Registry
+from harness.plugins import Registry, get_registry
 from harness.progress import Progress
+from harness.missing import write_missing
 from harness.results import write_results, write_tables
 from harness.runinfo import write_run_record
-from harness.store import ArtifactStore, job_key
+from harness.store import ArtifactStore, JobBusyError, canonical_json, job_key
 from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
 
+CHECKPOINT = "checkpoint.pt"
 
-@dataclass
+
+@dataclass(eq=False)
 class LoadedDataset:
+    """A dataset of this run; compared by identity (one per name per runner)."""
+
     name: str
     dataset: Dataset
     version: str
@@ -47,6 +63,10 @@ class LoadedDataset:
     @cached_property
     def fingerprint(self) -> str:
         return self.dataset.fingerprint()
+
+    @cached_property
+    def splits(self) -> dict[str, Split]:
+        return {split.name: split for split in self.dataset.splits()}
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,35 @@ class Cell:
     def describe(self) -> str:
         return f"{self.data.name}/{self.split.name}/{self.backbone}"
 
+    def job(self, stage: str, key: str, seed: int, teaching: str | None = None, label: str = "") -> Job:
+        return Job(stage, key, self.data.name, self.split.name, self.backbone, seed, teaching, label)
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A result the run could not produce, and why."""
+
+    cell: Cell
+    strategy: str
+    seed: int
+    reason: str
+
+    def row(self) -> dict[str, Any]:
+        return {"dataset": self.cell.data.name, "split": self.cell.split.name, "backbone": self.cell.backbone,
+                "strategy": self.strategy, "seed": self.seed, "reason": self.reason}
+
+
+_RUNNERS: dict[tuple[str, str], "Runner"] = {}
+
+
+def runner_for(work: Work) -> "Runner":
+    """The runner of ``work``'s run in this process, built on first use (in worker processes)."""
+    key = (work.out_dir, canonical_json(work.config))
+    if key not in _RUNNERS:
+        _RUNNERS[key] = Runner(load_config(None, work.config), Path(work.out_dir), get_registry(),
+                               Progress(quiet=work.quiet))
+    return _RUNNERS[key]
+
 
 @dataclass
 class Runner:
@@ -74,19 +123,24 @@ class Runner:
         self.store = ArtifactStore(self.out_dir / "jobs")
         self.frame_store = FrameStore(sdbench_home())
         self._framesets: dict[tuple[str, tuple[str, ...]], FrameSet] = {}
+        self._datasets: dict[str, LoadedDataset] = {}
+        self._executor: Executor | None = None
         self.trained = {"teacher": 0, "student": 0}
+        self.work = Work(self.config.to_dict(), str(self.out_dir), self.progress.quiet)
+        _RUNNERS[(self.work.out_dir, canonical_json(self.work.config))] = self
 
     # -- resolution -------------------------------------------------------------------------------
+
+    def dataset(self, name: str) -> LoadedDataset:
+        if name not in self._datasets:
+            dataset = self.registry.get("dataset", name).factory(self.config.dataset_options.get(name, {}))
+            self._datasets[name] = LoadedDataset(name, dataset, self.registry.provider("dataset", name).version)
+        return self._datasets[name]
 
     def candidate_datasets(self) -> list[tuple[LoadedDataset, str | None]]:
         """Every dataset the config names (``all``: every registered one), with why it is unavailable."""
         names = self.registry.names("dataset") if "all" in self.config.datasets else self.config.datasets
-        candidates = []
-        for name in names:
-            dataset = self.registry.get("dataset", name).factory(self.config.dataset_options.get(name, {}))
-            version = self.registry.provider("dataset", name).version
-            candidates.append((LoadedDataset(name, dataset, version), dataset.availability()))
-        return candidates
+        return [(self.dataset(name), self.dataset(name).dataset.availability()) for name in names]
 
     def resolve_datasets(self) -> tuple[list[LoadedDataset], dict[str, str]]:
         """The datasets to run, prepared, and the skipped ones with the reason. A dataset named explicitly
@@ -113,6 +167,26 @@ class Runner:
                 raise ConfigError(f"strategy_params.{name}: {exc}") from None
         return strategies
 
+    def resolve_backbones(self) -> dict[str, BackboneRef]:
+        return {name: resolve_backbone(self.registry, name) for name in self.config.backbones}
+
+    def check_backbones(self, names: Iterable[str]) -> None:
+        """Every backbone in ``names`` builds and takes the configured image size (before any job runs)."""
+        for name in names:
+            ref = resolve_backbone(self.registry, name)
+            backbone = build_backbone(self.registry, ref, 2, self.config.backbone_options.get(name, {}))
+            check_input_size(backbone, ref, self.config.image_size)
+
+    def executor(self) -> Executor:
+        if self._executor is None:
+            name = self.config.executor
+            self._executor = self.registry.get("executor", name).factory(self.config.executor_options.get(name, {}))
+        return self._executor
+
+    def cell(self, dataset: str, split: str, backbone: str) -> Cell:
+        data = self.dataset(dataset)
+        return Cell(data, data.splits[split], backbone, resolve_backbone(self.registry, backbone))
+
     # -- data -------------------------------------------------------------------------------------
 
     def frames(self, data: LoadedDataset, videos: tuple[str, ...]) -> FrameSet:
@@ -120,15 +194,22 @@ class Runner:
         if key not in self._framesets:
             size = self.config.image_size
             with self.progress.task(f"frames {data.name} ({len(videos)} videos, {size}px)", len(videos)) as advance:
-                arrays = []
-                for video in videos:
-                    arrays.append(self.frame_store.frames(data.name, data.fingerprint,
-                                                          data.index.videos[video], size))
-                    advance(1)
+                arrays = self.frame_store.load(data.name, data.fingerprint, [data.index.videos[v] for v in videos],
+                                               size, progress=advance)
             self._framesets[key] = FrameSet(arrays)
         return self._framesets[key]
 
-    # -- jobs -------------------------------------------------------------------------------------
+    def prepare_frames(self, data: LoadedDataset) -> str | None:
+        """Decode every video the run needs once, before any job; the error that stops this dataset, if any."""
+        videos = tuple(dict.fromkeys(v for split in data.splits.values()
+                                     for part in (split.train, split.val, split.test) for v in part))
+        try:
+            self.frames(data, videos)
+        except SdbenchError as exc:
+            return f"frames could not be built: {exc}"
+        return None
+
+    # -- job keys ---------------------------------------------------------------------------------
 
     def _cell_config(self, cell: Cell, seed: int) -> dict[str, Any]:
         return {"dataset": cell.data.name, "fingerprint": cell.data.fingerprint,
@@ -140,24 +221,53 @@ class Runner:
         return {"sdbench": __version__, "dataset": cell.data.version,
                 "backbone": self.registry.provider("backbone", cell.ref.provider).version}
 
-    def _new_backbone(self, cell: Cell, seed: int):
-        from harness.training import seed_everything
+    def _frames_key(self, cell: Cell) -> str:
+        return job_key("frames", {"dataset": cell.data.name, "fingerprint": cell.data.fingerprint,
+                                  "image_size": self.config.image_size}, versions={"dataset": cell.data.version})
 
-        seed_everything(seed)
-        return build_backbone(self.registry, cell.ref, cell.data.index.num_classes,
-                              self.config.backbone_options.get(cell.backbone, {}))
-
-    def _teacher_job(self, cell: Cell, seed: int) -> tuple[str, dict[str, Any]]:
+    def teacher_job(self, cell: Cell, seed: int) -> Job:
         config = self._cell_config(cell, seed) | {"fit": vars(self.config.teacher)}
-        return job_key("teacher", config, versions=self._versions(cell)), config
+        key = job_key("teacher", config, upstream={"frames": self._frames_key(cell)}, versions=self._versions(cell))
+        return cell.job("teacher", key, seed)
 
-    def teacher(self, cell: Cell, seed: int) -> tuple[str, TeacherHistory]:
-        key, config = self._teacher_job(cell, seed)
-        if not self.store.is_complete("teacher", key):
-            with self.store.writing("teacher", key, config) as tmp:
-                self._train_teacher(cell, seed, tmp)
-            self.trained["teacher"] += 1
-        return key, TeacherHistory(self.store.path("teacher", key) / "history")
+    def _teaching_key(self, name: str, params: dict[str, Any], seed: int,
+                      teacher_keys: dict[int, str]) -> tuple[str, dict[str, Any]]:
+        config = {"strategy": name, "params": params, "seed": seed}
+        registered = name in self.registry.names("strategy")
+        versions = {"strategy": self.registry.provider("strategy", name).version if registered else __version__}
+        return job_key("softlabels", config, upstream={str(s): k for s, k in teacher_keys.items()},
+                       versions=versions), config
+
+    def student_job(self, cell: Cell, seed: int, teaching: str, digest: str, label: str) -> Job:
+        config = self._cell_config(cell, seed) | {"fit": vars(self.config.student), "alpha": self.config.distill_alpha}
+        key = job_key("student", config, upstream={"teaching": digest, "frames": self._frames_key(cell)},
+                      versions=self._versions(cell))
+        return cell.job("student", key, seed, teaching, label)
+
+    # -- executing one job (here or in a worker process) ------------------------------------------
+
+    def execute(self, job: Job) -> Outcome:
+        """Run ``job`` unless it is complete; a failure is recorded in the store and returned, not raised."""
+        if self.store.is_complete(job.stage, job.key) and self.config.rerun != "all":
+            return Outcome(job, ok=True)
+        try:
+            cell = self.cell(job.dataset, job.split, job.backbone)
+            with self.store.writing(job.stage, job.key, {"job": vars(job)} | self._description(cell, job),
+                                    fresh=self.config.rerun == "all") as work_dir:
+                if job.stage == "teacher":
+                    self._train_teacher(cell, job.seed, work_dir)
+                else:
+                    self._train_student(cell, job, work_dir)
+        except JobBusyError as exc:
+            return Outcome(job, ok=False, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one failed job must not stop the independent ones
+            self.store.record_failure(job.stage, job.key, vars(job), exc)
+            return Outcome(job, ok=False, error=f"{type(exc).__name__}: {exc}", trained=True)
+        return Outcome(job, ok=True, trained=True)
+
+    def _description(self, cell: Cell, job: Job) -> dict[str, Any]:
+        settings = self.config.teacher if job.stage == "teacher" else self.config.student
+        return self._cell_config(cell, job.seed) | {"fit": vars(settings)}
 
     def _train_teacher(self, cell: Cell, seed: int, directory: Path) -> None:
         from harness.training import pick_device, predict, train
@@ -182,54 +292,25 @@ class Runner:
 
         with self.progress.task(name, settings.epochs * len(train_frames)) as advance:
             train(backbone, train_frames, _fit_targets(train_labels, index), index.task, settings, seed, device,
-                  on_epoch=on_epoch, on_batch=advance)
+                  on_epoch=on_epoch, on_batch=advance, checkpoint=directory / CHECKPOINT)
 
-    def teaching(self, cell: Cell, name: str, strategy: Strategy, seed: int,
-                 teachers: dict[int, tuple[str, TeacherHistory]]) -> tuple[str, Selection, np.ndarray | None]:
-        """The soft labels of one strategy for the student of ``seed``, and a digest of their content."""
-        spec_version = self.registry.provider("strategy", name).version
-        config = {"strategy": name, "params": self.config.strategy_params.get(name, {}), "seed": seed}
-        key = job_key("softlabels", config, upstream={str(s): k for s, (k, _) in teachers.items()},
-                      versions={"strategy": spec_version})
-        path = self.store.path("softlabels", key)
-        if not self.store.is_complete("softlabels", key):
-            selection, soft = soft_labels(strategy, {s: h for s, (_, h) in teachers.items()}, seed)
-            record = {"strategy": name, "checkpoints": [[c.seed, c.epoch] for c in selection.checkpoints],
-                      "weights": selection.weights, "note": selection.note,
-                      "teacher_keys": {str(c.seed): teachers[c.seed][0] for c in selection.checkpoints}}
-            with self.store.writing("softlabels", key, config) as tmp:
-                write_json(tmp / "selection.json", record)
-                if soft is not None:
-                    write_npy(tmp / "soft_labels.npy", soft)
-        return _read_teaching(path)
-
-    def student(self, cell: Cell, seed: int, digest: str, soft: np.ndarray | None,
-                label: str) -> tuple[str, dict]:
-        config = self._cell_config(cell, seed) | {"fit": vars(self.config.student),
-                                                   "alpha": self.config.distill_alpha}
-        key = job_key("student", config, upstream={"teaching": digest}, versions=self._versions(cell))
-        if not self.store.is_complete("student", key):
-            with self.store.writing("student", key, config) as tmp:
-                self._train_student(cell, seed, soft, tmp, label)
-            self.trained["student"] += 1
-        return key, json.loads((self.store.path("student", key) / "metrics.json").read_text())
-
-    def _train_student(self, cell: Cell, seed: int, soft: np.ndarray | None, directory: Path,
-                       label: str) -> None:
+    def _train_student(self, cell: Cell, job: Job, directory: Path) -> None:
         from harness.training import pick_device, predict, train
 
         index, dataset, settings = cell.data.index, cell.data.dataset, self.config.student
         device = pick_device(self.config.device)
         train_labels, _ = index.labels(cell.split.train)
         targets = _fit_targets(train_labels, index)
+        _, _, soft = _read_teaching(self.store.path("softlabels", job.teaching))
         if soft is not None:
             hard = _one_hot(train_labels, index) if index.task == "multiclass" else targets
             targets = ((1 - self.config.distill_alpha) * hard + self.config.distill_alpha * soft).astype(np.float32)
-        backbone = self._new_backbone(cell, seed)
+        backbone = self._new_backbone(cell, job.seed)
         train_frames = self.frames(cell.data, cell.split.train)
-        name = f"student {cell.describe()} seed {seed} ({label})"
-        with self.progress.task(name, settings.epochs * len(train_frames)) as adv:
-            model = train(backbone, train_frames, targets, index.task, settings, seed, device, on_batch=adv)
+        name = f"student {cell.describe()} seed {job.seed} ({job.label})"
+        with self.progress.task(name, settings.epochs * len(train_frames)) as advance:
+            model = train(backbone, train_frames, targets, index.task, settings, job.seed, device,
+                          on_batch=advance, checkpoint=directory / CHECKPOINT)
         metrics = {}
         for part in ("val", "test"):
             videos = getattr(cell.split, part)
@@ -240,72 +321,161 @@ class Runner:
             write_npy(directory / f"{part}_probs.npy", probs)
         write_json(directory / "metrics.json", metrics)
 
+    def _new_backbone(self, cell: Cell, seed: int):
+        from harness.training import seed_everything
+
+        seed_everything(seed)
+        return build_backbone(self.registry, cell.ref, cell.data.index.num_classes,
+                              self.config.backbone_options.get(cell.backbone, {}))
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def schedule(self, jobs: Iterable[Job]) -> dict[str, Outcome]:
+        """Outcomes of ``jobs`` by key, after running on the executor those the rerun policy asks for."""
+        outcomes, to_run = {}, []
+        for job in dict((job.key, job) for job in jobs).values():
+            failure = self.store.failure(job.stage, job.key)
+            if self.store.is_complete(job.stage, job.key) and self.config.rerun != "all":
+                outcomes[job.key] = Outcome(job, ok=True)
+            elif failure is not None and self.config.rerun == "never":
+                outcomes[job.key] = Outcome(job, ok=False, error=f"{failure['error']} (earlier attempt; "
+                                                                  f"not retried under rerun: never)")
+            else:
+                to_run.append(job)
+        for outcome in self.executor().run(to_run, self.work) if to_run else ():
+            outcomes[outcome.job.key] = outcome
+            if outcome.ok:
+                self.trained[outcome.job.stage] += outcome.trained
+            else:
+                self.progress.line(f"FAILED {outcome.job.describe()}: {outcome.error}")
+            kill_point("job-done")
+        return outcomes
+
+    # -- soft labels (built here: numpy only, and fast) -------------------------------------------
+
+    def teaching(self, name: str, strategy: Strategy, seed: int, teachers: dict[int, tuple[str, TeacherHistory]],
+                 params: dict[str, Any] | None = None) -> tuple[str, str, Selection, np.ndarray | None]:
+        """The soft labels of one strategy for the student of ``seed``: their artifact key, a digest of their
+        content (``hard`` for hard labels), the selection and the soft labels. ``params`` are the strategy's
+        parameters (default: from the config)."""
+        params = self.config.strategy_params.get(name, {}) if params is None else params
+        key, config = self._teaching_key(name, params, seed, {s: k for s, (k, _) in teachers.items()})
+        if not self.store.is_complete("softlabels", key) or self.config.rerun == "all":
+            selection, soft = soft_labels(strategy, {s: h for s, (_, h) in teachers.items()}, seed)
+            record = {"strategy": name, "checkpoints": [[c.seed, c.epoch] for c in selection.checkpoints],
+                      "weights": selection.weights, "note": selection.note, "temperature": selection.temperature,
+                      "teacher_keys": {str(c.seed): teachers[c.seed][0] for c in selection.checkpoints}}
+            with self.store.writing("softlabels", key, config, fresh=True) as tmp:
+                write_json(tmp / "selection.json", record)
+                if soft is not None:
+                    write_npy(tmp / "soft_labels.npy", soft)
+        return (key, *_read_teaching(self.store.path("softlabels", key)))
+
     # -- the whole run ----------------------------------------------------------------------------
 
+    def cells(self, datasets: list[LoadedDataset]) -> list[Cell]:
+        backbones = self.resolve_backbones()
+        return [Cell(data, split, backbone, ref) for data in datasets for split in data.splits.values()
+                for backbone, ref in backbones.items()]
+
     def run(self) -> str:
-        """Run every job not yet complete; write results and tables; return the Markdown table."""
+        """Run every job the rerun policy asks for; write results and tables; return the Markdown table."""
         datasets, skipped = self.resolve_datasets()
         strategies = self.resolve_strategies()
-        backbones = {name: resolve_backbone(self.registry, name) for name in self.config.backbones}
+        self.check_backbones(self.config.backbones)
         write_run_record(self.out_dir, self.config, self.registry, skipped)
         for name, reason in skipped.items():
             self.progress.line(f"skipped dataset {name}: {reason}")
-        rows: list[dict[str, Any]] = []
+        missing: list[Missing] = []
+        ready = []
         for data in datasets:
-            for split in data.dataset.splits():
-                for backbone, ref in backbones.items():
-                    rows += self._run_cell(Cell(data, split, backbone, ref), strategies)
-                    write_results(rows, self.out_dir)
+            error = self.prepare_frames(data)
+            if error is None:
+                ready.append(data)
+            else:
+                self.progress.line(f"FAILED dataset {data.name}: {error}")
+                missing += [Missing(cell, name, seed, error) for cell in self.cells([data])
+                            for name in strategies for seed in self.config.seeds]
+        cells = self.cells(ready)
+        teacher_jobs = {(cell, seed): self.teacher_job(cell, seed) for cell in cells for seed in self.config.seeds}
+        teacher_outcomes = self.schedule(teacher_jobs.values())
+
+        students: dict[tuple[Cell, str, int], Job] = {}
+        selections: dict[tuple[Cell, str, int], Selection] = {}
+        for cell in cells:
+            failed = [o for seed in self.config.seeds if not (o := teacher_outcomes[teacher_jobs[cell, seed].key]).ok]
+            if failed:
+                reason = "; ".join(f"teacher seed {o.job.seed} failed: {o.error}" for o in failed)
+                missing += [Missing(cell, name, seed, reason) for name in strategies for seed in self.config.seeds]
+                continue
+            teachers = {seed: (job.key, TeacherHistory(self.store.path("teacher", job.key) / "history"))
+                        for (c, seed), job in teacher_jobs.items() if c == cell}
+            for name, strategy in strategies.items():
+                for seed in self.config.seeds:
+                    try:
+                        key, digest, selection, _ = self.teaching(name, strategy, seed, teachers)
+                    except Exception as exc:  # noqa: BLE001 - a failing strategy costs its own cells only
+                        missing.append(Missing(cell, name, seed, f"strategy failed: {type(exc).__name__}: {exc}"))
+                        continue
+                    selections[cell, name, seed] = selection
+                    students[cell, name, seed] = self.student_job(cell, seed, key, digest, name)
+        student_outcomes = self.schedule(students.values())
+
+        rows: list[dict[str, Any]] = []
+        for (cell, name, seed), job in students.items():
+            outcome = student_outcomes[job.key]
+            if not outcome.ok:
+                missing.append(Missing(cell, name, seed, f"student failed: {outcome.error}"))
+                continue
+            metrics = json.loads((self.store.path("student", job.key) / "metrics.json").read_text())
+            for metric, value in metrics["test"].items():
+                rows.append({"dataset": cell.data.name, "split": cell.split.name, "backbone": cell.backbone,
+                             "strategy": name, "seed": seed, "metric": metric, "value": value,
+                             "primary": metric == cell.data.dataset.primary_metric,
+                             "checkpoints": selections[cell, name, seed].describe(), "student_key": job.key})
         results = write_results(rows, self.out_dir)
-        table = write_tables(results, self.out_dir, list(strategies))
-        self.progress.line(f"trained {self.trained['teacher']} teacher(s) and {self.trained['student']} student(s); "
-                           f"results in {self.out_dir}")
+        missing_rows = write_missing([m.row() for m in missing], self.out_dir)
+        table = write_tables(results, self.out_dir, list(strategies), missing_rows)
+        self.progress.line(f"trained {self.trained['teacher']} teacher(s) and {self.trained['student']} student(s)"
+                           + (f"; {len(missing)} result(s) missing, see missing.csv" if missing else "")
+                           + f"; results in {self.out_dir}")
         return table
 
     def plan(self) -> str:
-        """What :meth:`run` would do, without training: jobs per stage, what is complete, and the cost in
-        training epochs against a naive plan that trains a teacher for every strategy and seed. Datasets whose
-        data is absent are counted too (their splits need no data), and marked."""
+        """What :meth:`run` would do, without training: jobs per stage, what is complete or failed, and the cost
+        in training epochs against a naive plan that trains a teacher for every strategy and seed. Datasets
+        whose data is absent are counted too (their splits need no data), and marked."""
         strategies = self.resolve_strategies()
-        backbones = {name: resolve_backbone(self.registry, name) for name in self.config.backbones}
-        lines, teachers, done = [], 0, 0
+        backbones = self.resolve_backbones()
+        lines, teachers, done, failed, present = [], 0, 0, 0, 0
         for data, reason in self.candidate_datasets():
             try:
-                splits = data.dataset.splits()
+                splits = data.splits
             except SdbenchError as exc:
                 lines.append(f"{data.name}: cannot list its splits: {exc}")
                 continue
-            cells = [Cell(data, split, backbone, ref) for split in splits for backbone, ref in backbones.items()]
+            cells = [Cell(data, split, backbone, ref) for split in splits.values() for backbone, ref in backbones.items()]
             count = len(cells) * len(self.config.seeds)
-            complete = 0 if reason else sum(self.store.is_complete("teacher", self._teacher_job(cell, seed)[0])
-                                            for cell in cells for seed in self.config.seeds)
-            teachers, done = teachers + count, done + complete
+            jobs = [] if reason else [self.teacher_job(cell, seed) for cell in cells for seed in self.config.seeds]
+            complete = sum(self.store.is_complete("teacher", job.key) for job in jobs)
+            failures = sum(self.store.failure("teacher", job.key) is not None for job in jobs)
+            teachers, done, failed, present = teachers + count, done + complete, failed + failures, present + (not reason)
             lines.append(f"{data.name}: {len(splits)} split(s) x {len(backbones)} backbone(s) x "
                          f"{len(self.config.seeds)} seed(s) = {count} teachers ({complete} complete)"
                          + (f"; data not present: {reason}" if reason else ""))
         students = teachers * len(strategies)
         ours = teachers * self.config.teacher.epochs + students * self.config.student.epochs
         naive = students * (self.config.teacher.epochs + self.config.student.epochs)
-        lines += [f"teacher jobs: {teachers} ({done} complete)",
+        lines += [f"frames jobs: {present} (one per dataset present, at {self.config.image_size}px, decoded once "
+                  f"and shared by every job)",
+                  f"teacher jobs: {teachers} ({done} complete" + (f", {failed} failed" if failed else "") + ")",
+                  f"soft-label jobs: {students} (one per teacher seed and strategy; numpy only)",
                   f"student jobs: at most {students} ({len(strategies)} strategies per teacher seed; strategies "
                   f"that pick the same checkpoints share a student)",
                   f"training epochs: {ours}, against {naive} for a naive plan that trains a teacher for every "
-                  f"strategy and seed" + (f" ({naive / ours:.1f}x)" if ours else "")]
+                  f"strategy and seed" + (f" ({naive / ours:.1f}x)" if ours else ""),
+                  f"executor: {self.config.executor}; rerun policy: {self.config.rerun}"]
         return "\n".join(lines)
-
-    def _run_cell(self, cell: Cell, strategies: dict[str, Strategy]) -> list[dict[str, Any]]:
-        teachers = {seed: self.teacher(cell, seed) for seed in self.config.seeds}
-        rows = []
-        for name, strategy in strategies.items():
-            for seed in self.config.seeds:
-                digest, selection, soft = self.teaching(cell, name, strategy, seed, teachers)
-                key, metrics = self.student(cell, seed, digest, soft, name)
-                for metric, value in metrics["test"].items():
-                    rows.append({"dataset": cell.data.name, "split": cell.split.name, "backbone": cell.backbone,
-                                 "strategy": name, "seed": seed, "metric": metric, "value": value,
-                                 "primary": metric == cell.data.dataset.primary_metric,
-                                 "checkpoints": selection.describe(), "student_key": key})
-        return rows
 
 
 def _fit_targets(labels: np.ndarray, index: FrameIndex) -> np.ndarray:
@@ -319,7 +489,8 @@ def _one_hot(labels: np.ndarray, index: FrameIndex) -> np.ndarray:
 def _read_teaching(path: Path) -> tuple[str, Selection, np.ndarray | None]:
     record = json.loads((path / "selection.json").read_text())
     selection = Selection(tuple(Checkpoint(s, e) for s, e in record["checkpoints"]),
-                          None if record["weights"] is None else tuple(record["weights"]), record["note"])
+                          None if record["weights"] is None else tuple(record["weights"]), record["note"],
+                          record.get("temperature", 1.0))
     soft_path = path / "soft_labels.npy"
     if not soft_path.exists():
         return "hard", selection, None

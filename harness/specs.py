@@ -52,4 +52,20 @@ class StrategySpec:
     kind: str = field(default="strategy", init=False)
 
 
-Spec = DatasetSpec | BackboneSpec | StrategySpec
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """An executor. ``factory(options)`` returns a :class:`harness.executor.Executor`.
+
+    ``options`` is the mapping from the config's ``executor_options.<name>``. A factory whose optional
+    dependency is missing raises the error of :func:`harness.executor.missing_extra`.
+    """
+
+    name: str
+    description: str
+    factory: Callable[[Mapping[str, Any]], Any]
+    kind: str = field(default="executor", init=False)
+
+
+Spec = DatasetSpec | BackboneSpec | StrategySpec | ExecutorSpec

@@ -7,6 +7,7 @@ channels_last on CUDA. Every random choice derives from the run's seed.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -14,9 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.checkpoint import load_training_state, save_training_state
 from harness.data.augment import to_model_input
 from harness.data.loader import FrameSet, iterate_batches
 from harness.config import FitSettings
+from harness.faults import kill_point
 from harness.models import Backbone
 
 
@@ -55,13 +58,20 @@ def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
 
 def train(backbone: Backbone, frames: FrameSet, targets: np.ndarray, task: str, settings: FitSettings,
           seed: int, device: torch.device, on_epoch: EpochCallback | None = None,
-          on_batch: Callable[[int], None] | None = None) -> nn.Module:
-    """Train ``backbone.model`` in place on ``frames`` against ``targets`` for ``settings.epochs`` epochs."""
+          on_batch: Callable[[int], None] | None = None, checkpoint: Path | None = None) -> nn.Module:
+    """Train ``backbone.model`` in place on ``frames`` against ``targets`` for ``settings.epochs`` epochs.
+
+    With ``checkpoint``, the training state is saved there after every epoch (after ``on_epoch``), and a
+    state found there at the start is resumed: epochs already finished are not trained again.
+    """
     model = backbone.model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         optimizer, T_0=settings.epochs + 1, eta_min=settings.eta_min)
-    for epoch in range(1, settings.epochs + 1):
+    finished = 0
+    if checkpoint is not None and checkpoint.is_file():
+        finished = load_training_state(checkpoint, model, optimizer, scheduler)
+    for epoch in range(finished + 1, settings.epochs + 1):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(len(frames), generator=generator).numpy()
         model.train()
@@ -77,10 +87,14 @@ def train(backbone: Backbone, frames: FrameSet, targets: np.ndarray, task: str, 
             count += len(x)
             if on_batch is not None:
                 on_batch(len(x))
+            kill_point("batch")
         scheduler.step()
         model.eval()
         if on_epoch is not None:
             on_epoch(epoch, float(total) / max(count, 1), model)
+        if checkpoint is not None:
+            save_training_state(checkpoint, epoch, model, optimizer, scheduler)
+    model.eval()
     return model
 
 

@@ -14,7 +14,7 @@ import pytest
 from harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-STRATEGIES = ["hard", "last", "best-val", "it", "iee", "iese"]
+STRATEGIES = ["hard", "last", "best-val", "it", "iee", "iese", "iese-weighted", "iese-sharpened", "iese-calibrated"]
 TINY = """
 seeds: [0, 1]
 image_size: 32
@@ -131,6 +131,6 @@ def test_dry_run_lists_jobs_and_cost_without_training(finished_run: Path, tiny_c
                  "--datasets", "demo-triplets,demo-phases"]) == 0
     out = capsys.readouterr().out
     assert "teacher jobs: 4 (4 complete)" in out
-    assert "student jobs: at most 24" in out
-    # ours: 4 teachers x 3 epochs + 24 students x 1 epoch = 36; naive: 24 x (3 + 1) = 96
-    assert "training epochs: 36, against 96" in out
+    assert "student jobs: at most 36" in out
+    # ours: 4 teachers x 3 epochs + 36 students x 1 epoch = 48; naive: 36 x (3 + 1) = 144
+    assert "training epochs: 48, against 144" in out

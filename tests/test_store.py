@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import DONE, ArtifactStore, job_key
+from harness.store import DONE, ArtifactStore, JobBusyError, job_key
 
 
 def test_key_depends_on_every_input_and_not_on_key_order():
@@ -29,11 +29,46 @@ def test_completed_job_is_renamed_into_place_with_its_record(tmp_path: Path):
     assert [p.name for p in (tmp_path / "teacher").iterdir()] == ["abc"]
 
 
-def test_failed_job_leaves_nothing_behind(tmp_path: Path):
+def test_failed_job_keeps_its_work_for_the_next_attempt_and_no_final_directory(tmp_path: Path):
     store = ArtifactStore(tmp_path)
     with pytest.raises(RuntimeError):
         with store.writing("teacher", "abc", {}) as work:
-            (work / "half.npy").write_bytes(b"partial")
+            (work / "checkpoint.pt").write_bytes(b"epoch 1")
             raise RuntimeError("killed")
-    assert not store.is_complete("teacher", "abc")
-    assert list((tmp_path / "teacher").iterdir()) == []
+    assert not store.is_complete("teacher", "abc") and not store.path("teacher", "abc").exists()
+    with store.writing("teacher", "abc", {}) as work:
+        assert (work / "checkpoint.pt").read_bytes() == b"epoch 1"
+    assert store.is_complete("teacher", "abc")
+    assert sorted(p.name for p in (tmp_path / "teacher").iterdir()) == ["abc"]
+
+
+def test_fresh_attempt_discards_earlier_work(tmp_path: Path):
+    store = ArtifactStore(tmp_path)
+    with pytest.raises(RuntimeError):
+        with store.writing("teacher", "abc", {}) as work:
+            (work / "checkpoint.pt").write_bytes(b"stale")
+            raise RuntimeError("killed")
+    with store.writing("teacher", "abc", {}, fresh=True) as work:
+        assert list(work.iterdir()) == []
+
+
+def test_a_job_being_run_elsewhere_is_not_entered_twice(tmp_path: Path):
+    store = ArtifactStore(tmp_path)
+    with store.writing("teacher", "abc", {}):
+        with pytest.raises(JobBusyError, match="teacher job abc is being run by another process"):
+            with store.writing("teacher", "abc", {}):
+                pass
+
+
+def test_failure_record_holds_error_and_traceback_until_the_job_succeeds(tmp_path: Path):
+    store = ArtifactStore(tmp_path)
+    try:
+        raise ValueError("bad frame")
+    except ValueError as exc:
+        store.record_failure("teacher", "abc", {"seed": 1}, exc)
+    record = store.failure("teacher", "abc")
+    assert record["error"] == "ValueError: bad frame" and "raise ValueError" in record["traceback"]
+    assert record["job"] == {"seed": 1}
+    with store.writing("teacher", "abc", {}):
+        pass
+    assert store.failure("teacher", "abc") is None

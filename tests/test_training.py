@@ -9,7 +9,7 @@ import torch
 from harness.config import FitSettings
 from harness.data.augment import to_model_input
 from harness.data.loader import FrameSet, iterate_batches
-from harness.errors import ConfigError
+from harness.errors import ConfigError, SdbenchError
 from harness.models import build_backbone, resolve_backbone
 from harness.plugins import get_registry
 from harness.training import pick_device, predict, seed_everything, task_loss, train
@@ -97,6 +97,46 @@ def test_training_is_deterministic_per_seed(task: str):
         np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
 
 
+class Interrupted(Exception):
+    pass
+
+
+def test_fit_interrupted_after_an_epoch_resumes_from_its_checkpoint_to_the_same_model(tmp_path):
+    registry = get_registry()
+    targets = np.random.default_rng(0).random((24, 3)).astype(np.float32)
+    settings = FitSettings(epochs=3, batch_size=8, lr=1e-3)
+
+    def fit(checkpoint, on_epoch=None):
+        seed_everything(0)
+        backbone = build_backbone(registry, resolve_backbone(registry, "tiny"), 3, {})
+        model = train(backbone, frameset(), targets, "multilabel", settings, 0, CPU, on_epoch=on_epoch,
+                      checkpoint=checkpoint)
+        return predict(model, backbone, frameset(), "multilabel", CPU, batch_size=16)
+
+    def stop_after_two(epoch, loss, model):
+        epochs.append(epoch)
+        if epoch == 2:
+            torch.manual_seed(1234)  # what the lost process did to the global generator must not matter
+            raise Interrupted
+
+    epochs: list[int] = []
+    uninterrupted = fit(None)
+    with pytest.raises(Interrupted):
+        fit(tmp_path / "checkpoint.pt", stop_after_two)
+    resumed = fit(tmp_path / "checkpoint.pt", lambda epoch, loss, model: epochs.append(epoch))
+    assert epochs == [1, 2, 2, 3]  # epoch 2 was not checkpointed, so it is trained again
+    np.testing.assert_array_equal(resumed, uninterrupted)
+
+
+def test_unreadable_checkpoint_says_which_file_and_what_to_do(tmp_path):
+    registry = get_registry()
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    backbone = build_backbone(registry, resolve_backbone(registry, "tiny"), 3, {})
+    with pytest.raises(SdbenchError, match=r"checkpoint.pt cannot be resumed .*delete it"):
+        train(backbone, frameset(), np.zeros((24, 3), np.float32), "multilabel", FitSettings(epochs=1, batch_size=8),
+              0, CPU, checkpoint=tmp_path / "checkpoint.pt")
+
+
 def test_cuda_request_without_cuda_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is present")
@@ -115,11 +155,12 @@ def test_timm_provider_errors_are_actionable():
         build_backbone(registry, resolve_backbone(registry, "tiny"), 3, {"weights": "/nonexistent.safetensors"})
 
 
-def test_flip_folded_into_the_affine_resampling_is_an_exact_mirror(monkeypatch: pytest.MonkeyPatch):
-    from harness.data import augment
+def test_too_small_images_for_a_backbone_are_a_clear_error_before_any_training():
+    from harness.models import check_input_size
 
-    monkeypatch.setattr(augment, "_applied", lambda n, generator: torch.ones(n, dtype=torch.bool))
-    monkeypatch.setattr(augment, "_uniform", lambda n, limit, generator: torch.zeros(n))
-    x = torch.from_numpy(frameset(1, 4, 16).arrays[0]).permute(0, 3, 1, 2).float()
-    out = augment._flip_shift_scale_rotate(x, torch.Generator())
-    torch.testing.assert_close(out, x.flip(3), atol=1e-3, rtol=0)
+    registry = get_registry()
+    ref = resolve_backbone(registry, "timm:test_convnext")
+    backbone = build_backbone(registry, ref, 3, {})
+    check_input_size(backbone, ref, 64)
+    with pytest.raises(ConfigError, match=r"backbone timm:test_convnext cannot take 8x8 images .*set image_size"):
+        check_input_size(backbone, ref, 8)

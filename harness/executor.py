@@ -1,0 +1,79 @@
+"""Executors: how a batch of independent training jobs is run (in this process, per GPU, on Ray, on SLURM).
+
+The runner hands an executor a list of :class:`Job` objects and a :class:`Work` callable; the executor calls
+``work(job)`` for every job, wherever it likes, and yields one :class:`Outcome` per job as they finish.
+Both are small picklable values: a worker process rebuilds the runner from the run's configuration and
+finds its inputs (frames, teacher histories, soft labels) in the shared run directory. ``work(job)``
+never raises for a failure of the job itself: it records the error and returns a failed outcome.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+from harness.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Job:
+    """One teacher or student training run, by the names a worker needs to rebuild it."""
+
+    stage: str
+    key: str
+    dataset: str
+    split: str
+    backbone: str
+    seed: int
+    teaching: str | None = None
+    """Students only: the key of the soft-labels artifact they train on."""
+    label: str = ""
+
+    def describe(self) -> str:
+        label = f" ({self.label})" if self.label else ""
+        return f"{self.stage} {self.dataset}/{self.split}/{self.backbone} seed {self.seed}{label}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    ok: bool
+    error: str | None = None
+    trained: bool = False
+    """False when the job was already complete (or its failure was kept) and nothing ran."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """``work(job)``: run ``job`` of the run at ``out_dir`` with configuration ``config`` (``RunConfig.to_dict``).
+
+    Within one process, the runner for a run directory is built once and reused.
+    """
+
+    config: Mapping[str, Any]
+    out_dir: str
+    quiet: bool = False
+
+    def __call__(self, job: Job) -> Outcome:
+        from harness.runner import runner_for
+
+        return runner_for(self).execute(job)
+
+
+class Executor(ABC):
+    """Runs independent jobs. Subclasses are registered by executor plugins (see ``plugins/executors``)."""
+
+    @abstractmethod
+    def run(self, jobs: Sequence[Job], work: Work) -> Iterator[Outcome]:
+        """Call ``work(job)`` for every job and yield the outcomes as jobs finish, in any order."""
+
+    def crashed(self, job: Job, error: BaseException) -> Outcome:
+        """The outcome of a job whose worker died or could not start (the job could not record it)."""
+        return Outcome(job, ok=False, error=f"worker failed: {type(error).__name__}: {error}", trained=True)
+
+
+def missing_extra(executor: str, module: str, extra: str) -> ConfigError:
+    """The error an executor factory raises when its optional dependency is not installed."""
+    return ConfigError(f"executor '{executor}' needs the optional package '{module}', which is not installed; "
+                       f"install it with: pip install 'sdbench[{extra}]'")
