@@ -6,11 +6,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from harness.faults import kill_point
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def write_with(path: Path, write: Callable[[IO], Any], mode: str = "wb") -> None:
@@ -39,3 +42,12 @@ def write_text(path: Path, text: str) -> None:
 
 def write_npy(path: Path, array: np.ndarray) -> None:
     write_with(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
+
+
+def write_rows(path: Path, rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> "pd.DataFrame":
+    """Write ``rows`` as a CSV file with exactly ``columns``; return them as a data frame."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows), columns=list(columns))
+    write_text(path, frame.to_csv(index=False))
+    return frame

@@ -73,7 +73,10 @@ class Executor(ABC):
         return Outcome(job, ok=False, error=f"worker failed: {type(error).__name__}: {error}", trained=True)
 
 
-def missing_extra(executor: str, module: str, extra: str) -> ConfigError:
-    """The error an executor factory raises when its optional dependency is not installed."""
-    return ConfigError(f"executor '{executor}' needs the optional package '{module}', which is not installed; "
-                       f"install it with: pip install 'sdbench[{extra}]'")
+def require_extra(executor: str, module: str, extra: str) -> None:
+    """Raise a clear error, with the install command, when an executor's optional package is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"executor '{executor}' needs the optional package '{module}', which is not installed; "
+                          f"install it with: pip install 'sdbench[{extra}]'")

@@ -11,16 +11,14 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from harness.atomic import write_text
+from harness.atomic import write_rows
 
 MISSING_FILE = "missing.csv"
 COLUMNS = ["dataset", "split", "backbone", "strategy", "seed", "reason"]
 
 
 def write_missing(rows: Iterable[Mapping[str, object]], run_dir: Path) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), columns=COLUMNS)
-    write_text(Path(run_dir) / MISSING_FILE, frame.to_csv(index=False))
-    return frame
+    return write_rows(Path(run_dir) / MISSING_FILE, rows, COLUMNS)
 
 
 def read_missing(run_dir: Path) -> pd.DataFrame:

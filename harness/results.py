@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from harness.atomic import write_text
+from harness.atomic import write_rows, write_text
 from harness.missing import missing_note, read_missing
 from harness.statistics import column_ranks, paired_comparison
 
@@ -19,9 +19,7 @@ COLUMNS = ["dataset", "split", "backbone", "strategy", "seed", "metric", "value"
 
 
 def write_results(rows: Iterable[Mapping[str, object]], run_dir: Path) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), columns=COLUMNS)
-    write_text(Path(run_dir) / RESULTS_FILE, frame.to_csv(index=False))
-    return frame
+    return write_rows(Path(run_dir) / RESULTS_FILE, rows, COLUMNS)
 
 
 def read_results(run_dir: Path) -> pd.DataFrame:

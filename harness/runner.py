@@ -301,7 +301,7 @@ class Runner:
         device = pick_device(self.config.device)
         train_labels, _ = index.labels(cell.split.train)
         targets = _fit_targets(train_labels, index)
-        _, _, soft = _read_teaching(self.store.path("softlabels", job.teaching))
+        soft = _read_soft(self.store.path("softlabels", job.teaching))
         if soft is not None:
             hard = _one_hot(train_labels, index) if index.task == "multiclass" else targets
             targets = ((1 - self.config.distill_alpha) * hard + self.config.distill_alpha * soft).astype(np.float32)
@@ -334,10 +334,9 @@ class Runner:
         """Outcomes of ``jobs`` by key, after running on the executor those the rerun policy asks for."""
         outcomes, to_run = {}, []
         for job in dict((job.key, job) for job in jobs).values():
-            failure = self.store.failure(job.stage, job.key)
             if self.store.is_complete(job.stage, job.key) and self.config.rerun != "all":
                 outcomes[job.key] = Outcome(job, ok=True)
-            elif failure is not None and self.config.rerun == "never":
+            elif self.config.rerun == "never" and (failure := self.store.failure(job.stage, job.key)) is not None:
                 outcomes[job.key] = Outcome(job, ok=False, error=f"{failure['error']} (earlier attempt; "
                                                                   f"not retried under rerun: never)")
             else:
@@ -374,6 +373,7 @@ class Runner:
     # -- the whole run ----------------------------------------------------------------------------
 
     def cells(self, datasets: list[LoadedDataset]) -> list[Cell]:
+        """Every dataset x split x backbone of ``datasets`` (listing splits may need the data)."""
         backbones = self.resolve_backbones()
         return [Cell(data, split, backbone, ref) for data in datasets for split in data.splits.values()
                 for backbone, ref in backbones.items()]
@@ -409,7 +409,7 @@ class Runner:
                 missing += [Missing(cell, name, seed, reason) for name in strategies for seed in self.config.seeds]
                 continue
             teachers = {seed: (job.key, TeacherHistory(self.store.path("teacher", job.key) / "history"))
-                        for (c, seed), job in teacher_jobs.items() if c == cell}
+                        for seed in self.config.seeds for job in [teacher_jobs[cell, seed]]}
             for name, strategy in strategies.items():
                 for seed in self.config.seeds:
                     try:
@@ -454,7 +454,7 @@ class Runner:
             except SdbenchError as exc:
                 lines.append(f"{data.name}: cannot list its splits: {exc}")
                 continue
-            cells = [Cell(data, split, backbone, ref) for split in splits.values() for backbone, ref in backbones.items()]
+            cells = self.cells([data])
             count = len(cells) * len(self.config.seeds)
             jobs = [] if reason else [self.teacher_job(cell, seed) for cell in cells for seed in self.config.seeds]
             complete = sum(self.store.is_complete("teacher", job.key) for job in jobs)
@@ -491,8 +491,13 @@ def _read_teaching(path: Path) -> tuple[str, Selection, np.ndarray | None]:
     selection = Selection(tuple(Checkpoint(s, e) for s, e in record["checkpoints"]),
                           None if record["weights"] is None else tuple(record["weights"]), record["note"],
                           record.get("temperature", 1.0))
-    soft_path = path / "soft_labels.npy"
-    if not soft_path.exists():
+    soft = _read_soft(path)
+    if soft is None:
         return "hard", selection, None
-    soft = np.load(soft_path)
     return hashlib.sha256(soft.tobytes()).hexdigest()[:20], selection, soft
+
+
+def _read_soft(path: Path) -> np.ndarray | None:
+    """The soft labels of a soft-labels artifact; None for hard labels."""
+    soft_path = path / "soft_labels.npy"
+    return np.load(soft_path) if soft_path.exists() else None

@@ -59,7 +59,7 @@ class ExecutorSpec:
     """An executor. ``factory(options)`` returns a :class:`harness.executor.Executor`.
 
     ``options`` is the mapping from the config's ``executor_options.<name>``. A factory whose optional
-    dependency is missing raises the error of :func:`harness.executor.missing_extra`.
+    dependency is missing raises the error of :func:`harness.executor.require_extra`.
     """
 
     name: str

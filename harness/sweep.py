@@ -10,6 +10,7 @@ intermediate window. Students are ordinary student jobs of the run directory, sh
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,6 @@ def sweep(runner: Runner, target: SweepTarget, window: WindowRule) -> pd.DataFra
 
 def _table(runner: Runner, cell: Cell, target: SweepTarget, history: TeacherHistory, students: dict,
            window: WindowRule) -> pd.DataFrame:
-    import json
-
     metric = history.primary_metric
     inside = set(window.window(history))
     best_val = best_val_epoch({target.seed: history}, target.seed)

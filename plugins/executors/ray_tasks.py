@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Sequence
 
-from harness.executor import Executor, Job, Outcome, Work, missing_extra
+from harness.executor import Executor, Job, Outcome, Work, require_extra
 from harness.plugins import hookimpl
 from harness.specs import ExecutorSpec
 
@@ -42,10 +42,7 @@ class RayExecutor(Executor):
 
 
 def make_ray(options: Mapping[str, Any]) -> Executor:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise missing_extra("ray", "ray", "ray") from None
+    require_extra("ray", "ray", "ray")
     return RayExecutor(options)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from harness.executor import Executor, Job, Outcome, Work, missing_extra
+from harness.executor import Executor, Job, Outcome, Work, require_extra
 from harness.plugins import hookimpl
 from harness.specs import ExecutorSpec
 
@@ -37,10 +37,7 @@ class SlurmExecutor(Executor):
 
 
 def make_slurm(options: Mapping[str, Any]) -> Executor:
-    try:
-        import submitit  # noqa: F401
-    except ImportError:
-        raise missing_extra("slurm", "submitit", "slurm") from None
+    require_extra("slurm", "submitit", "slurm")
     return SlurmExecutor(options)
 
 
