@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.checkpoint import load_training_state, save_training_state
-from harness.data.augment import to_model_input
+from harness.data.augment import ModelInputs
 from harness.data.loader import FrameSet, iterate_batches
 from harness.config import FitSettings
 from harness.faults import kill_point
@@ -68,6 +68,7 @@ def train(backbone: Backbone, frames: FrameSet, targets: np.ndarray, task: str, 
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         optimizer, T_0=settings.epochs + 1, eta_min=settings.eta_min)
+    model_inputs = ModelInputs(backbone.mean, backbone.std)
     finished = 0
     if checkpoint is not None and checkpoint.is_file():
         finished = load_training_state(checkpoint, model, optimizer, scheduler)
@@ -77,7 +78,7 @@ def train(backbone: Backbone, frames: FrameSet, targets: np.ndarray, task: str, 
         model.train()
         total, count = torch.zeros((), device=device), 0
         for x, y in iterate_batches(frames, targets, settings.batch_size, device, order):
-            inputs = to_model_input(x, backbone.mean, backbone.std, generator if settings.augment else None)
+            inputs = model_inputs(x, generator if settings.augment else None)
             with _autocast(device):
                 loss = task_loss(model(inputs), y, task)
             optimizer.zero_grad(set_to_none=True)
@@ -103,10 +104,11 @@ def predict(model: nn.Module, backbone: Backbone, frames: FrameSet, task: str, d
             batch_size: int = 128) -> np.ndarray:
     """Eval-mode probabilities (sigmoid or softmax), float32 (N, C), plain resize and normalise only."""
     model.eval()
+    model_inputs = ModelInputs(backbone.mean, backbone.std)
     outputs = []
     for x, _ in iterate_batches(frames, None, batch_size, device):
         with _autocast(device):
-            logits = model(to_model_input(x, backbone.mean, backbone.std))
+            logits = model(model_inputs(x))
         outputs.append(probabilities(logits, task).cpu())
     return torch.cat(outputs).numpy().astype(np.float32)
 

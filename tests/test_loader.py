@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.data import augment
-from harness.data.augment import to_model_input
+from harness.data.augment import ModelInputs, to_model_input
 from harness.data.dataset import VideoFileFrames, VideoFrames
 from harness.data.frames import FrameStore
 from harness.data.loader import FrameSet, iterate_batches
@@ -138,7 +138,7 @@ def plain_reference(frames: torch.Tensor, seed: int) -> torch.Tensor:
     """The augmentation written the obvious way, whole batch at once, from the same random draws."""
     generator = torch.Generator().manual_seed(seed)
     geometry = augment._draw_geometry(len(frames), generator)
-    colour = augment._colour_matrices(len(frames), generator)
+    colour = augment._draw_colour(len(frames), generator).matrices
     x = frames.permute(0, 3, 1, 2).float()
     mirrored = x.flip(3)
     grid = torch.nn.functional.affine_grid(geometry.theta, list(x.shape), align_corners=False)
@@ -160,6 +160,38 @@ def test_augmentation_matches_the_plain_reference_whole_or_in_chunks(frame_set: 
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
     plain = (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
     torch.testing.assert_close(to_model_input(x, MEAN, STD), plain, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("chunk_bytes", [8 << 20, 2 * 24 * 24 * 4 * 4])
+def test_model_inputs_reusing_its_memory_gives_each_batch_what_a_fresh_transform_gives(
+        frame_set: FrameSet, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(augment, "_CHUNK_BYTES", chunk_bytes)
+    x = torch.from_numpy(frame_set.gather(np.arange(len(frame_set))))
+    inputs = ModelInputs(MEAN, STD)
+    for frames, size, seed in ((x, 12, 1), (x, 5, 2), (x, 15, 3), (x, 7, None)):  # smaller, then larger
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        got = inputs(frames[:size], generator).clone()
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        if seed is None:
+            torch.testing.assert_close(got, to_model_input(frames[:size], MEAN, STD), atol=0, rtol=0)
+        else:
+            torch.testing.assert_close(got, plain_reference(frames[:size], seed), atol=1e-4, rtol=0)
+
+
+def test_model_inputs_keep_the_colour_offsets_right_when_smaller_frames_reuse_the_memory(
+        frame_set: FrameSet, monkeypatch: pytest.MonkeyPatch):
+    draws = iter([False, False, True] * 3)  # no flip, no shift-scale-rotate, colour jitter on every sample
+    monkeypatch.setattr(augment, "_applied", lambda n, generator: torch.full((n,), next(draws)))
+    x = torch.from_numpy(frame_set.gather(np.arange(len(frame_set))))
+    small = x[:, ::2, ::2].contiguous()
+    inputs = ModelInputs(MEAN, STD)
+    inputs(x[:3], torch.Generator())  # memory for 3 samples of 24 x 24: room for 12 of 12 x 12
+    inputs(small[:2], torch.Generator())
+    got = inputs(small[:6], torch.Generator().manual_seed(1)).clone()
+    draws = iter([False, False, True])
+    monkeypatch.setattr(augment, "_applied", lambda n, generator: torch.full((n,), next(draws)))
+    torch.testing.assert_close(got, to_model_input(small[:6], MEAN, STD, torch.Generator().manual_seed(1)),
+                               atol=1e-5, rtol=0)
 
 
 def test_a_batch_large_enough_for_huge_pages_is_transformed_the_same():

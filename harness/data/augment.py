@@ -6,22 +6,36 @@ reflected borders); hue/saturation/value jitter of 5 units each on OpenCV's 8-bi
 space, saturation and value as relative changes). Random parameters are drawn on the CPU from the caller's
 generator, so a seed gives the same augmentations on CPU and GPU.
 
-Where the time goes on a CPU, and what is done about it (64 frames of 224 x 224):
+Per sample, the colour jitter, the scaling to [0, 1] and the normalisation are one affine map of the RGB
+values (``[matrix | offset]``), and the samples take one of three routes:
 
-- a fresh float batch is 38 MB, above glibc's mmap threshold, so each one is mapped and page-faulted anew:
-  that cost more than any arithmetic. The output is the only batch-sized float allocation, on huge pages
-  (:mod:`harness.data.hugepages`); the work runs a few samples at a time (:data:`_CHUNK_BYTES`) through a
-  scratch block that the allocator recycles;
-- the resampling of all moved samples of a block is one call: the CPU kernel spreads a call's samples over
-  its threads;
-- a flip alone is an exact mirror, done as a reversal of the width axis; only the samples that
-  shift-scale-rotate are resampled (their flip folded into the same affine map);
-- the colour transform is a per-sample 3x3 matrix product over pixels, a matrix product with a 3-wide inner
-  dimension that BLAS runs at a fraction of its speed; pixels are grouped 8 at a time into rows of 24 values
-  times a block-diagonal 24x24 matrix, which ran the product 3-4x faster despite the zeros; the clamp works
-  on the same 24-wide rows (over 3-wide pixels it was 5x slower).
+- neither moved nor colour-jittered (half of them when augmenting, all of them in evaluation): a copy and a
+  per-channel multiply-add straight into the channels_last output, a flip being a reversal of the width axis;
+- shift-scale-rotated: converted to float, resampled through their affine map (flip folded in), then
+  colour-mapped by one batched matrix product over the planar result, ``(3, 3) @ (3, H * W)`` plus offsets;
+- colour-jittered only: converted to planar float beside a plane of ones, and colour-mapped by one batched
+  product ``(3, 4) @ (4, H * W)`` (the ones apply the offsets).
 
-Together these took an augmented batch from 180-280 ms to 65-75 ms on one core.
+The last two are clamped to the valid colour range channel by channel, then written into the channels_last
+output by a transposing copy. A matrix product with a long inner dimension runs at BLAS speed; the same
+product over channels_last pixels has an inner dimension of 3 and ran several times slower.
+
+Where the time goes on a CPU (64 frames of 224 x 224, 2 cores), and what is done about it:
+
+- a fresh float batch is 38 MB, above glibc's largest mmap threshold, so each one was mapped and
+  page-faulted anew, at 12 ms a batch, more than any arithmetic: :class:`ModelInputs` keeps its output and
+  scratch memory from one batch to the next (on huge pages, :mod:`harness.data.hugepages`);
+- the work runs a few samples at a time (:data:`_CHUNK_BYTES`), so that each pass reads what the previous one
+  wrote from the cache;
+- the resampling of the moved samples of a block is one call: the CPU kernel spreads a call's samples over
+  its threads. Reflected borders are folded into the sampling grid, which then only needs clamping
+  (``padding_mode="border"``): 15 % faster than ``padding_mode="reflection"`` and equal to it. The
+  resampling is about half of the remaining time;
+- a per-channel operation over channels_last pixels works on rows of 8 pixels against 24-wide constants:
+  over 3-wide rows it was several times slower.
+
+Together these took an augmented batch from 55-75 ms to 16-20 ms, and a plain (evaluation) batch from
+about 12 ms to 3 ms.
 """
 
 from __future__ import annotations
@@ -44,12 +58,18 @@ VAL_LIMIT = 5 / 255
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
-_CHUNK_BYTES = 8 << 20
-"""Float bytes of the scratch block the CPU works through: small enough to be recycled by the allocator."""
+_CHUNK_BYTES = 6 << 20
+"""Float bytes of input planes the CPU works through at a time: small enough for each pass to find the
+previous pass's output in the cache."""
 
 _PIXELS_PER_ROW = 8
-"""Pixels grouped per row of the colour matrix product (see the module docstring); fewer when the pixel
-count of a frame is not a multiple of it."""
+"""Pixels grouped per row of a per-channel multiply-add over channels_last frames: over 3-wide rows it was
+several times slower. Fewer when the pixel count of a frame is not a multiple of it."""
+
+_MAX_SAMPLED = math.sqrt(2) / (1 - SCALE_LIMIT) + 2 * SHIFT_LIMIT
+"""The largest normalised coordinate that shift-scale-rotate samples: a corner rotated by 45 degrees, zoomed
+in as far as the scale allows, then shifted. The one-fold reflection in :func:`_reflect` needs it below 3."""
+assert _MAX_SAMPLED < 3
 
 
 def _uniform(n: int, limit: float, generator: torch.Generator) -> torch.Tensor:
@@ -83,9 +103,17 @@ def _draw_geometry(n: int, generator: torch.Generator) -> _Geometry:
     return _Geometry(mirrored=flip & ~on, moved=on, theta=theta)
 
 
-def _colour_matrices(n: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, 3, 3) RGB matrices: hue rotation in YIQ space, saturation and value scaling."""
-    on = _applied(n, generator).float()
+@dataclass(frozen=True)
+class _Colour:
+    """Per-sample (n, 3, 3) RGB ``matrices`` (identity where not ``jittered``)."""
+
+    matrices: torch.Tensor
+    jittered: torch.Tensor
+
+
+def _draw_colour(n: int, generator: torch.Generator) -> _Colour:
+    """Hue rotation in YIQ space, saturation and value scaling, on half of the samples."""
+    on = _applied(n, generator)
     hue = torch.deg2rad(_uniform(n, HUE_LIMIT_DEG, generator)) * on
     sat = 1 + _uniform(n, SAT_LIMIT * 4, generator) * on
     val = 1 + _uniform(n, VAL_LIMIT * 4, generator) * on
@@ -93,7 +121,8 @@ def _colour_matrices(n: int, generator: torch.Generator) -> torch.Tensor:
     rotate = torch.stack([torch.stack([one, zero, zero], 1),
                           torch.stack([zero, cos * sat, -sin * sat], 1),
                           torch.stack([zero, sin * sat, cos * sat], 1)], 1)
-    return (_YIQ_TO_RGB @ rotate @ _RGB_TO_YIQ) * val[:, None, None]
+    matrices = (_YIQ_TO_RGB @ rotate @ _RGB_TO_YIQ) * val[:, None, None]
+    return _Colour(matrices=torch.where(on[:, None, None], matrices, torch.eye(3)), jittered=on)
 
 
 def _affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -108,63 +137,141 @@ def _affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.addcmul(along_x, ys[None, :, None], along_y).view(n, height, width, 2)
 
 
-def _to_float(frames: torch.Tensor, geometry: _Geometry | None, rows: slice) -> torch.Tensor:
-    """Float (n, H, W, 3) copy of uint8 ``frames``, the samples ``rows`` of the batch, flipped and
-    shift-scale-rotated per ``geometry``.
+def _reflect(grid: torch.Tensor) -> torch.Tensor:
+    """Normalised coordinates reflected at the image edges (±1 with ``align_corners=False``), in place.
 
-    The resampling takes all moved samples in one call: the CPU kernel spreads a call's samples over its
-    threads, so one call per sample ran on a single core.
+    ``grid_sample``'s reflection padding reflects the coordinates and then clamps them into the pixel
+    centres, so reflecting here and sampling with ``padding_mode="border"`` gives the same values. One fold,
+    ``2 * clamp(x, -1, 1) - x``, covers every coordinate below 3 in magnitude (:data:`_MAX_SAMPLED`); it is
+    written as a linear extrapolation from ``x`` through the clamped value, two passes over the grid.
     """
-    pixels = frames.float()
-    if geometry is None:
-        return pixels
-    for i in geometry.mirrored[rows].nonzero().squeeze(1).tolist():
-        pixels[i] = frames[i].flip(1)
-    moved = geometry.moved[rows].nonzero().squeeze(1)
-    if len(moved):
-        grids = _affine_grid(geometry.theta[rows][moved].to(pixels.device, pixels.dtype), *pixels.shape[1:3])
-        planes = frames[moved.to(pixels.device)].float().permute(0, 3, 1, 2)
-        resampled = F.grid_sample(planes, grids, mode="bilinear", padding_mode="reflection", align_corners=False)
-        for i, sample in zip(moved.tolist(), resampled):
-            pixels[i].copy_(sample.permute(1, 2, 0))  # per sample: 5x faster than one indexed assignment
-    return pixels
+    return torch.lerp(grid, grid.clamp(-1, 1), 2.0, out=grid)
 
 
-def _block_diagonal(matrices: torch.Tensor, copies: int) -> torch.Tensor:
-    """(n, 3c, 3c) with ``copies`` copies of each transposed (n, 3, 3) matrix on the diagonal."""
-    eye = torch.eye(copies, dtype=matrices.dtype, device=matrices.device)
-    blocks = torch.einsum("ij,nba->niajb", eye, matrices)
-    return blocks.reshape(len(matrices), 3 * copies, 3 * copies)
+def _affine_maps(matrices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """(n, 3, 4) maps ``[matrix | offset]`` applied to (R, G, B, 1) planes."""
+    return torch.cat([matrices, offsets.expand(len(matrices), 3)[:, :, None]], 2)
+
+
+class ModelInputs:
+    """Turns batches of uint8 (B, H, W, 3) frames into normalised float (B, 3, H, W) channels_last model input
+    on their device, augmented when given a generator.
+
+    It keeps its output and scratch memory from one call to the next, so **a result is valid until the next
+    call**: the training loop consumes each batch (forward, backward, step) before asking for the next one.
+    Use :func:`to_model_input` for a result of one's own.
+    """
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        mean_t, std_t = torch.tensor(mean), torch.tensor(std)
+        self._scale = 1 / (255 * std_t)
+        self._offset = -mean_t / std_t
+        self._high = (1 - mean_t) / std_t
+        self._buffers: dict[str, torch.Tensor] = {}
+        self._ones_layout: tuple[int, int, int] | None = None
+        """Where the planes memory starts and the frame size for which its ones planes were filled."""
+
+    def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        n, height, width, _ = frames.shape
+        device = frames.device
+        if generator is None:
+            unset = torch.zeros(n, dtype=torch.bool)
+            geometry = _Geometry(mirrored=unset, moved=unset, theta=torch.zeros(n, 2, 3))
+            colour = _Colour(matrices=torch.eye(3).expand(n, 3, 3), jittered=unset)
+        else:
+            geometry = _draw_geometry(n, generator)
+            colour = _draw_colour(n, generator)
+        copies = math.gcd(height * width, _PIXELS_PER_ROW)
+        row_scale, row_offset = (value.repeat(copies).to(device) for value in (self._scale, self._offset))
+        out = self._buffer("out", (n, height, width, 3), device)
+        mirrored, moved, jittered = (flags.tolist() for flags in (geometry.mirrored, geometry.moved, colour.jittered))
+        for i in range(n):
+            if not (moved[i] or jittered[i]):
+                self._normalise(frames[i].flip(1) if mirrored[i] else frames[i], out[i], row_scale, row_offset)
+        maps = _affine_maps(self._scale[:, None] * colour.matrices, self._offset).to(device)
+        step = n if device.type == "cuda" else max(1, _CHUNK_BYTES // (height * width * 4 * 4))
+        moving = [i for i in range(n) if moved[i]]
+        for start in range(0, len(moving), step):
+            rows = moving[start:start + step]
+            self._resample(frames, rows, geometry.theta[rows], maps[rows], out)
+        still = [i for i in range(n) if jittered[i] and not moved[i]]
+        for start in range(0, len(still), step):
+            rows = still[start:start + step]
+            self._colour(frames, rows, [mirrored[i] for i in rows], maps[rows], out)
+        return out.permute(0, 3, 1, 2)
+
+    @staticmethod
+    def _normalise(frame: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> None:
+        """Only scale and normalise one (H, W, 3) ``frame`` into ``out``: a copy and a multiply-add, over rows
+        of whole pixels as wide as the per-channel ``scale`` and ``offset`` repeated (see
+        :data:`_PIXELS_PER_ROW`)."""
+        rows = out.view(-1, len(scale))
+        rows.copy_(frame.reshape(rows.shape))
+        torch.addcmul(offset, rows, scale, out=rows)
+
+    def _resample(self, frames: torch.Tensor, rows: list[int], theta: torch.Tensor, maps: torch.Tensor,
+                  out: torch.Tensor) -> None:
+        """Resample ``frames[rows]`` through the affine maps ``theta`` (flips included), then colour-map them
+        by ``maps`` (a batched product over the planar resampled samples) into ``out``."""
+        k, (height, width) = len(rows), frames.shape[1:3]
+        pixels = self._buffer("pixels", (k, height, width, 3), frames.device)
+        for slot, i in enumerate(rows):
+            pixels[slot].copy_(frames[i])
+        grids = _reflect(_affine_grid(theta.to(frames.device), height, width))
+        resampled = F.grid_sample(pixels.permute(0, 3, 1, 2), grids, mode="bilinear", padding_mode="border",
+                                  align_corners=False)
+        coloured = self._buffer("coloured", (k, 3, height * width), frames.device)
+        torch.baddbmm(maps[:, :, 3:], maps[:, :, :3], resampled.view(k, 3, -1), out=coloured)
+        self._clamp_into(coloured.view(k, 3, height, width), rows, out)
+
+    def _colour(self, frames: torch.Tensor, rows: list[int], flipped: list[bool], maps: torch.Tensor,
+                out: torch.Tensor) -> None:
+        """Colour-map ``frames[rows]`` (mirrored where ``flipped``) by ``maps`` into ``out``: one batched
+        product over planar samples, whose fourth plane of ones applies the offsets."""
+        k, (height, width) = len(rows), frames.shape[1:3]
+        planes = self._planes(k, height, width, frames.device)
+        for slot, (i, flip) in enumerate(zip(rows, flipped)):
+            planes[slot, :3].copy_((frames[i].flip(1) if flip else frames[i]).permute(2, 0, 1))
+        coloured = self._buffer("coloured", (k, 3, height * width), frames.device)
+        torch.bmm(maps, planes.view(k, 4, -1), out=coloured)
+        self._clamp_into(coloured.view(k, 3, height, width), rows, out)
+
+    def _clamp_into(self, samples: torch.Tensor, rows: list[int], out: torch.Tensor) -> None:
+        """Clamp planar ``samples`` to the valid colour range, channel by channel, and copy them into their
+        channels_last ``rows`` of ``out``."""
+        for channel, (low, high) in enumerate(zip(self._offset.tolist(), self._high.tolist())):
+            samples[:, channel].clamp_(low, high)
+        for i, sample in zip(rows, samples):
+            out[i].copy_(sample.permute(1, 2, 0))
+
+    def _buffer(self, name: str, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """A tensor of ``shape`` on ``device`` kept under ``name``, its memory reused while large enough."""
+        size = math.prod(shape)
+        kept = self._buffers.get(name)
+        if kept is None or kept.device != device or kept.numel() < size:
+            kept = empty_on_huge_pages((size,), torch.float32, device)
+            self._buffers[name] = kept
+        return kept[:size].view(shape)
+
+    def _planes(self, count: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+        """(count, 4, H, W) input planes whose fourth plane is all ones. Every sample slot the kept memory
+        holds at this frame size gets its ones when the memory or the frame size changes, and only then."""
+        planes = self._buffer("planes", (count, 4, height, width), device)
+        layout = (planes.data_ptr(), height, width)
+        if self._ones_layout != layout:
+            kept = self._buffers["planes"]
+            slots = kept.numel() // (4 * height * width)
+            kept[:slots * 4 * height * width].view(slots, 4, height, width)[:, 3].fill_(1)
+            self._ones_layout = layout
+        return planes
 
 
 def to_model_input(frames: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 (B, H, W, 3) frames → normalised float (B, 3, H, W) in channels_last; augmented if ``generator``.
 
-    Order per sample: flip, shift-scale-rotate, then one 3x3 matrix and per-channel offset that scale to
-    [0, 1], jitter the colour and normalise; with augmentation the result is clamped to the valid colour
-    range (in normalised units).
+    Order per sample: flip, shift-scale-rotate, then one affine colour map that scales to [0, 1], jitters the
+    colour and normalises; with augmentation the result is clamped to the valid colour range (in normalised
+    units). A fresh result each call; loops over many batches use :class:`ModelInputs`.
     """
-    n, height, width, _ = frames.shape
-    device = frames.device
-    mean_t, std_t = torch.tensor(mean), torch.tensor(std)
-    scale, low, high = 1 / (255 * std_t), -mean_t / std_t, (1 - mean_t) / std_t
-    if generator is None:
-        geometry, matrices = None, torch.diag(scale).expand(n, 3, 3)
-    else:
-        geometry = _draw_geometry(n, generator)
-        matrices = scale[:, None] * _colour_matrices(n, generator)
-    copies = math.gcd(height * width, _PIXELS_PER_ROW)
-    transforms = _block_diagonal(matrices.to(device), copies)
-    offsets, low, high = (bound.repeat(copies).to(device) for bound in (low, low, high))
-
-    out = empty_on_huge_pages((n, height, width, 3), torch.float32, device)
-    step = n if device.type == "cuda" else max(1, _CHUNK_BYTES // (height * width * 3 * 4))
-    for start in range(0, n, step):
-        rows = slice(start, start + step)
-        pixels = _to_float(frames[rows], geometry, rows)
-        block = out[rows].view(len(pixels), -1, 3 * copies)
-        torch.baddbmm(offsets, pixels.view(len(pixels), -1, 3 * copies), transforms[rows], out=block)
-        if geometry is not None:
-            torch.clamp(block, low, high, out=block)
-    return out.permute(0, 3, 1, 2)
+    return ModelInputs(mean, std)(frames, generator)
