@@ -1,6 +1,7 @@
 """Time our batch path (memmapped frames, batched augmentation) against a per-sample DataLoader pipeline.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/loader_speed.py [--quick] [--cores N]``.
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/loader_speed.py [--quick] [--cores N] [--repeats N]
+[--device cpu|cuda|auto]``.
 
 What is compared, on the same 2,000 synthetic 224x224 RGB frames (500 with --quick), random batches of 64
 (full batches only), CPU, 2 cores (``--cores``: N torch threads for ours, N DataLoader workers for the baseline):
@@ -9,7 +10,8 @@ What is compared, on the same 2,000 synthetic 224x224 RGB frames (500 with --qui
   ``mmap_mode="r"`` -> ``iterate_batches`` (gathers the next batch on a background thread) ->
   ``ModelInputs`` with an augmentation generator (flip, shift-scale-rotate, colour jitter, normalise, all
   batched, into memory kept from batch to batch as in the training loop), in the main process with 2 torch
-  threads;
+  threads; with ``--device cuda`` the batches are gathered into pinned memory, copied without blocking and
+  augmented on the GPU, and CUDA is synchronised before the clock stops;
 - baseline: the usual per-sample pipeline, a ``torch.utils.data.DataLoader`` with 2 worker processes, each
   sample a PNG decoded with PIL, then torchvision v2 RandomHorizontalFlip, RandomAffine(45, translate
   0.0625, scale 0.9-1.1, bilinear) and a small ColorJitter, each with probability 0.5 as in the reference
@@ -39,6 +41,7 @@ from torchvision.transforms import v2
 from harness.data.augment import ModelInputs
 from harness.data.loader import FrameSet, iterate_batches
 from harness.models import IMAGENET_MEAN, IMAGENET_STD
+from harness.training import pick_device
 
 SIZE, BATCH, VIDEOS, SEED = 224, 64, 10, 0
 
@@ -73,14 +76,16 @@ def make_frames(n: int) -> np.ndarray:
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
-def time_ours(frame_set: FrameSet, n_batches: int) -> float:
+def time_ours(frame_set: FrameSet, n_batches: int, device: torch.device) -> float:
     generator = torch.Generator().manual_seed(SEED)
     order = torch.randperm(len(frame_set), generator=generator).numpy()
     order = order[:n_batches * BATCH]  # full batches only, as the baseline's drop_last
     model_inputs = ModelInputs(IMAGENET_MEAN, IMAGENET_STD)
     start = time.perf_counter()
-    for x, _ in iterate_batches(frame_set, None, BATCH, torch.device("cpu"), order):
+    for x, _ in iterate_batches(frame_set, None, BATCH, device, order):
         out = model_inputs(x, generator)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
     assert out.shape == (BATCH, 3, SIZE, SIZE)
     return elapsed
@@ -101,7 +106,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="500 frames instead of 2,000")
     parser.add_argument("--cores", type=int, default=2, help="torch threads (ours) and DataLoader workers (baseline)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs of each, interleaved")
+    parser.add_argument("--device", default="cpu",
+                        help="where ours augments: cpu (default), cuda, or auto (CUDA when present)")
     args = parser.parse_args()
+    device = pick_device(args.device)
     n = 500 if args.quick else 2000
     torch.set_num_threads(args.cores)
     frames = make_frames(n)
@@ -121,16 +129,17 @@ def main() -> None:
 
         loader = DataLoader(PngFrames(paths), batch_size=BATCH, shuffle=True, num_workers=args.cores, drop_last=True,
                             persistent_workers=True, generator=torch.Generator().manual_seed(SEED))
-        time_ours(frame_set, n_batches)  # warm-up: page cache, torch kernels
+        time_ours(frame_set, n_batches, device)  # warm-up: page cache, torch kernels
         time_baseline(loader, n_batches)  # warm-up: worker start-up, page cache
         ours, baseline = [], []
         for _ in range(args.repeats):  # interleaved, so that a noisy spell hits both sides
-            ours.append(n_batches / time_ours(frame_set, n_batches))
+            ours.append(n_batches / time_ours(frame_set, n_batches, device))
             baseline.append(n_batches / time_baseline(loader, n_batches))
         del loader
 
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{n} frames of {SIZE}x{SIZE}, PNG {png_kb:.0f} KB/frame, {n_batches} batches of {BATCH}, {args.cores} cores, "
-          f"{args.repeats} interleaved epochs each")
+          f"{args.repeats} interleaved epochs each; ours augments on the {where}")
     print("batches/s per epoch: ours " + ", ".join(f"{b:.2f}" for b in ours)
           + "; baseline " + ", ".join(f"{b:.2f}" for b in baseline))
     ratios = sorted(o / b for o, b in zip(ours, baseline))

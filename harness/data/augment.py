@@ -40,6 +40,7 @@ about 12 ms to 3 ms.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -185,9 +186,12 @@ class ModelInputs:
         row_scale, row_offset = (value.repeat(copies).to(device) for value in (self._scale, self._offset))
         out = self._buffer("out", (n, height, width, 3), device)
         mirrored, moved, jittered = (flags.tolist() for flags in (geometry.mirrored, geometry.moved, colour.jittered))
-        for i in range(n):
-            if not (moved[i] or jittered[i]):
-                self._normalise(frames[i].flip(1) if mirrored[i] else frames[i], out[i], row_scale, row_offset)
+        runs = itertools.groupby(range(n), key=lambda i: (moved[i] or jittered[i], mirrored[i]))
+        for (transformed, flip), run in runs:
+            if not transformed:  # a run of consecutive plain samples, mirrored or not: a few calls for all
+                rows = list(run)
+                span = slice(rows[0], rows[-1] + 1)
+                self._normalise(frames[span].flip(2) if flip else frames[span], out[span], row_scale, row_offset)
         maps = _affine_maps(self._scale[:, None] * colour.matrices, self._offset).to(device)
         step = n if device.type == "cuda" else max(1, _CHUNK_BYTES // (height * width * 4 * 4))
         moving = [i for i in range(n) if moved[i]]
@@ -201,12 +205,12 @@ class ModelInputs:
         return out.permute(0, 3, 1, 2)
 
     @staticmethod
-    def _normalise(frame: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> None:
-        """Only scale and normalise one (H, W, 3) ``frame`` into ``out``: a copy and a multiply-add, over rows
+    def _normalise(frames: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> None:
+        """Only scale and normalise (k, H, W, 3) ``frames`` into ``out``: a copy and a multiply-add, over rows
         of whole pixels as wide as the per-channel ``scale`` and ``offset`` repeated (see
         :data:`_PIXELS_PER_ROW`)."""
         rows = out.view(-1, len(scale))
-        rows.copy_(frame.reshape(rows.shape))
+        rows.copy_(frames.reshape(rows.shape))
         torch.addcmul(offset, rows, scale, out=rows)
 
     def _resample(self, frames: torch.Tensor, rows: list[int], theta: torch.Tensor, maps: torch.Tensor,
@@ -215,8 +219,7 @@ class ModelInputs:
         by ``maps`` (a batched product over the planar resampled samples) into ``out``."""
         k, (height, width) = len(rows), frames.shape[1:3]
         pixels = self._buffer("pixels", (k, height, width, 3), frames.device)
-        for slot, i in enumerate(rows):
-            pixels[slot].copy_(frames[i])
+        pixels.copy_(frames[rows])
         grids = _reflect(_affine_grid(theta.to(frames.device), height, width))
         resampled = F.grid_sample(pixels.permute(0, 3, 1, 2), grids, mode="bilinear", padding_mode="border",
                                   align_corners=False)
