@@ -154,12 +154,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from harness.gc import collect, find_garbage
+    from harness.gc import collect, find_frame_store_garbage, find_garbage
+    from harness.paths import sdbench_home
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "jobs").is_dir():
-        raise SdbenchError(f"{run_dir} has no jobs/ directory: is it a 'bench run' output directory?")
-    garbage = find_garbage(run_dir, unfinished=args.unfinished)
+    garbage = []
+    if args.run_dir is not None:
+        run_dir = Path(args.run_dir)
+        if not (run_dir / "jobs").is_dir():
+            raise SdbenchError(f"{run_dir} has no jobs/ directory: is it a 'bench run' output directory?")
+        garbage += find_garbage(run_dir, unfinished=args.unfinished)
+    garbage += find_frame_store_garbage(sdbench_home())
     for item in garbage:
         print(f"{'would remove' if args.dry_run else 'removing'} {item.path} ({_human(item.bytes)}): {item.why}")
     total = sum(item.bytes for item in garbage)
@@ -244,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.set_defaults(func=_cmd_sweep, datasets=None, strategies=None, backbones=None, seeds=None, rerun=None)
 
     gc = commands.add_parser("gc", help="remove checkpoints and leftovers that no result needs")
-    gc.add_argument("run_dir", help="a directory written by 'bench run'")
+    gc.add_argument("run_dir", nargs="?",
+                    help="a directory written by 'bench run' (without it, only the frame store is cleaned)")
     gc.add_argument("--dry-run", action="store_true", help="list what would be removed and the bytes freed")
     gc.add_argument("--unfinished", action="store_true",
                     help="also remove the work directories of unfinished jobs (their progress is lost)")

@@ -1,15 +1,17 @@
-"""``bench gc``: free the disk space of a run directory that no result needs any more.
+"""``bench gc``: free the disk space of a run directory, and of the frame store, that no result needs any more.
 
-Removed: training checkpoints of finished jobs (their histories, predictions and metrics stay), work
-directories and lock files of jobs that have finished since, directories set aside while an artifact was
-replaced, and temporary files of writes that were killed. The work directories of unfinished jobs hold
-the checkpoints a rerun resumes from; they are removed only on request.
+Removed from a run directory: training checkpoints of finished jobs (their histories, predictions and
+metrics stay), work directories and lock files of jobs that have finished since, directories set aside while
+an artifact was replaced, and temporary files of writes that were killed. The work directories of
+unfinished jobs hold the checkpoints a rerun resumes from; they are removed only on request. Removed from the
+frame store (``$SDBENCH_HOME/frames``): temporary files of killed writes, one video's frames each.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,22 @@ def find_garbage(run_dir: Path, unfinished: bool = False) -> list[Garbage]:
         if path.is_file() and _ATOMIC_TEMP.match(path.name):
             add(path, "temporary file of a killed write")
     return found
+
+
+STALE_TEMP_S = 600.0
+"""A frame-store temporary file untouched this long belongs to a killed write: a live one is written in
+seconds, once its video is decoded. Younger ones may be another process building the same store."""
+
+
+def find_frame_store_garbage(home: Path, older_than_s: float = STALE_TEMP_S) -> list[Garbage]:
+    """Temporary files of killed frame-store writes under ``home/frames``, untouched for ``older_than_s``."""
+    frames = Path(home) / "frames"
+    if not frames.is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    stale = [path for path in sorted(frames.rglob(".*.tmp"))
+             if path.is_file() and _ATOMIC_TEMP.match(path.name) and path.stat().st_mtime <= cutoff]
+    return [Garbage(path, path.stat().st_size, "temporary file of a killed frame-store write") for path in stale]
 
 
 def collect(garbage: list[Garbage]) -> int:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import _human, main
+from harness.gc import STALE_TEMP_S
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = """
@@ -98,7 +100,8 @@ def batches_per_epoch(home: Path) -> int:
 @pytest.mark.parametrize("point", ["second teacher epoch", "job-done:1", "artifact-rename:2", "atomic-write:5",
                                    "student batch"])
 def test_killed_run_resumes_to_identical_results(point: str, plan: Path, home: Path, reference: Path,
-                                                 tmp_path: Path) -> None:
+                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
     per_epoch = batches_per_epoch(home)
     kill_at = {"second teacher epoch": f"batch:{per_epoch + 2}",
                "student batch": f"batch:{2 * 3 * per_epoch + 3}"}.get(point, point)
@@ -110,6 +113,7 @@ def test_killed_run_resumes_to_identical_results(point: str, plan: Path, home: P
     if point.startswith("atomic-write"):  # the kill landed while the frame store was being written
         frames = list(run_home.glob("frames/demo-phases/*/32/*"))
         assert 0 < len([f for f in frames if f.suffix == ".npy"]) < 6 and any(f.suffix == ".tmp" for f in frames)
+        assert_gc_removes_only_stale_frame_store_temporaries(run_home, monkeypatch, capsys)
     if (out / "jobs").exists():
         assert_no_corrupt_artifact(out)
     resumed = bench("run", "--out", str(out), config=plan, home=run_home)
@@ -118,6 +122,22 @@ def test_killed_run_resumes_to_identical_results(point: str, plan: Path, home: P
     pd.testing.assert_frame_equal(results(out), results(reference), check_exact=True)
     if point == "second teacher epoch":
         assert "seed 0 epoch 1/3" not in resumed.stderr and "seed 0 epoch 2/3" in resumed.stderr
+
+
+def assert_gc_removes_only_stale_frame_store_temporaries(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """``bench gc`` leaves a fresh temporary file of the frame store alone (it may be a live write), and
+    removes it, and nothing else, once it is older than a live write can be."""
+    monkeypatch.setenv("SDBENCH_HOME", str(home))
+    stored = sorted(home.glob("frames/**/*.npy"))
+    temporaries = sorted(home.glob("frames/**/.*.tmp"))
+    assert main(["gc", "--dry-run"]) == 0 and "0 item(s)" in capsys.readouterr().out
+    stale = time.time() - 2 * STALE_TEMP_S
+    for path in temporaries:
+        os.utime(path, (stale, stale))
+    assert main(["gc"]) == 0
+    assert f"in {len(temporaries)} item(s)" in capsys.readouterr().out
+    assert not any(path.exists() for path in temporaries) and sorted(home.glob("frames/**/*.npy")) == stored
 
 
 def test_new_strategy_on_a_finished_run_trains_no_teacher(plan: Path, home: Path, reference: Path,

@@ -9,8 +9,8 @@ Why raw uint8 and not JPEG (``benchmarks/store_format.py``: 500 and 2,000 synthe
 batches of 64, CPU, page cache warm, 2 cores shared with other work): a batch gathered from the memory maps
 took 0.6-0.7 ms (1,393-1,558 batches/s); the same frames as quality-90 JPEG files decoded per batch
 took 19-25 ms with PIL or ``torchvision.io.decode_jpeg`` (40-54 batches/s, 26-39x slower; a second decoding
-thread did not help). A whole augmented batch costs 40-70 ms on the same CPU, so JPEG would add a third to
-every epoch while the memory maps cost next to nothing. The price is disk: 147 KB per frame against 10.5 KB
+thread did not help). A whole augmented batch costs 16-20 ms on the same CPU, so JPEG would more than
+double the input pipeline's time while the memory maps cost next to nothing. The price is disk: 147 KB per frame against 10.5 KB
 (14x), about 28 GB for Cholec80 at 1 fps and 224 px. GPU decoding (nvJPEG) was not measured (no GPU here).
 """
 
