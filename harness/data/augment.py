@@ -59,9 +59,10 @@ VAL_LIMIT = 5 / 255
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
-_CHUNK_BYTES = 6 << 20
-"""Float bytes of input planes the CPU works through at a time: small enough for each pass to find the
-previous pass's output in the cache."""
+_CHUNK_BYTES = 7 << 19
+"""Float bytes of input planes (four per sample) the CPU works through at a time, 4 samples of 224 x 224:
+small enough for each pass to find the previous pass's output in the cache. Batches of 64 took 10-20 %
+less time than with 7 samples at a time, and single-threaded 28 ms against 46 with 2 samples against 8."""
 
 _PIXELS_PER_ROW = 8
 """Pixels grouped per row of a per-channel multiply-add over channels_last frames: over 3-wide rows it was
