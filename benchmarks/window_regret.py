@@ -25,8 +25,8 @@ from harness.config import load_config
 from harness.plugins import get_registry
 from harness.progress import Progress
 from harness.runner import Runner
+from harness.selection import WindowRule
 from harness.sweep import SweepTarget, sweep
-from plugins.strategies.window import WindowRule
 
 ROOT = Path(__file__).resolve().parent
 STRATEGIES = ("best-val", "it", "iee", "iese")

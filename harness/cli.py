@@ -135,7 +135,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from harness.progress import Progress
     from harness.runner import Runner
     from harness.sweep import SweepTarget, sweep, sweep_name, write_sweep
-    from plugins.strategies.window import WindowRule
+    from harness.selection import WindowRule
 
     config = load_config(args.config, _overrides(args))
     runner = Runner(config, Path(args.out), get_registry(args.strict_plugins), Progress(quiet=args.quiet))

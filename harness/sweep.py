@@ -19,9 +19,8 @@ import pandas as pd
 from harness.errors import ConfigError, SdbenchError
 from harness.history import TeacherHistory
 from harness.runner import Cell, Runner
+from harness.selection import WindowRule, best_val_epoch, fit_confidence
 from harness.strategy import Checkpoint, Selection, Strategy, Teachers
-from plugins.strategies.baselines import best_val_epoch
-from plugins.strategies.window import WindowRule, fit_confidence
 
 COLUMNS = ["dataset", "split", "backbone", "seed", "metric", "epoch", "teacher_train_loss", "teacher_val",
            "fit_confidence", "mean_max_prob", "mean_entropy", "ece", "student_val", "student_test",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from harness.plugins import get_registry
+from harness.selection import WindowRule, fit_confidence
 from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
-from plugins.strategies.window import WindowRule, fit_confidence
 
 # Epoch:            1     2     3     4     5     6     7
 CONFIDENCE = [0.30, 0.45, 0.60, 0.70, 0.80, 0.90, 0.95]

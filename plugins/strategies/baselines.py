@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.plugins import hookimpl
+from harness.selection import best_val_epoch
 from harness.specs import StrategySpec
 from harness.strategy import Checkpoint, Selection, Strategy, Teachers
 
@@ -19,13 +20,6 @@ class Last(Strategy):
 
     def select(self, teachers: Teachers, seed: int) -> Selection:
         return Selection((Checkpoint(seed, teachers[seed].epochs[-1]),), note="last epoch")
-
-
-def best_val_epoch(teachers: Teachers, seed: int, epochs: list[int] | None = None) -> int:
-    """The epoch with the best primary validation score (the earliest on ties)."""
-    history = teachers[seed]
-    candidates = history.epochs if epochs is None else epochs
-    return max(candidates, key=lambda e: (history.val_score(e), -e))
 
 
 class BestVal(Strategy):

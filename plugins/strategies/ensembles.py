@@ -2,7 +2,7 @@
 temperature, or calibrated by a temperature fitted on the validation frames.
 
 All three start from the IESE checkpoints (every seed's intermediate window, chosen by
-:mod:`plugins.strategies.window`, whose parameters ``low``, ``high``, ``min_val_ratio`` and ``epochs`` they
+:mod:`harness.selection`, whose parameters ``low``, ``high``, ``min_val_ratio`` and ``epochs`` they
 accept too) and stay pure functions of the teacher histories. Their own parameters come from
 ``strategy_params.<name>`` in the config:
 
@@ -28,9 +28,9 @@ import numpy as np
 
 from harness.calibration import fit_temperature
 from harness.plugins import hookimpl
+from harness.selection import WindowRule
 from harness.specs import StrategySpec
 from harness.strategy import Checkpoint, Selection, Strategy, Teachers
-from plugins.strategies.window import WindowRule
 
 
 class _SeedsWindowEnsemble(Strategy):

@@ -1,5 +1,5 @@
 """The paper's strategies: intermediate teacher (IT) and intermediate ensembles across epochs (IEE) and
-across epochs and seeds (IESE). The window is chosen by :mod:`plugins.strategies.window`; its parameters
+across epochs and seeds (IESE). The window is chosen by :mod:`harness.selection`; its parameters
 (``low``, ``high``, ``min_val_ratio``, ``epochs``) come from ``strategy_params.<name>`` in the config.
 """
 
@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from harness.plugins import hookimpl
+from harness.selection import WindowRule, best_val_epoch
 from harness.specs import StrategySpec
 from harness.strategy import Checkpoint, Selection, Strategy, Teachers
-from plugins.strategies.baselines import best_val_epoch
-from plugins.strategies.window import WindowRule
 
 
 class _WindowStrategy(Strategy):

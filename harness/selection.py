@@ -1,6 +1,10 @@
-"""The intermediate window: teacher epochs that are neither under- nor over-confident.
+"""Rules that pick teacher epochs from a teacher's history: the best validation score, and the intermediate
+window of epochs that are neither under- nor over-confident.
 
-Rule. For each epoch of a teacher run, take its eval-mode probabilities on its own training frames and
+They are the core's, not a strategy plugin's, because the sweep figure marks both (the best-validation
+epoch and the shaded window) whichever strategies are installed; the strategy plugins build on them.
+
+The window rule. For each epoch of a teacher run, take its eval-mode probabilities on its own training frames and
 measure its *fit confidence*: the mean probability it gives to the true labels (the positive entries for
 multi-label tasks, the annotated class for multi-class tasks). An under-fitting teacher gives its true labels
 little mass (0.3-0.4 in the paper's example); an over-fitting teacher reproduces its hard labels, noise
@@ -18,6 +22,14 @@ from typing import Sequence
 import numpy as np
 
 from harness.history import TeacherHistory
+from harness.strategy import Teachers
+
+
+def best_val_epoch(teachers: Teachers, seed: int, epochs: list[int] | None = None) -> int:
+    """The epoch with the best primary validation score (the earliest on ties)."""
+    history = teachers[seed]
+    candidates = history.epochs if epochs is None else epochs
+    return max(candidates, key=lambda e: (history.val_score(e), -e))
 
 
 def fit_confidence(history: TeacherHistory, epoch: int) -> float:
