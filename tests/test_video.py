@@ -27,14 +27,18 @@ def read_number(image: np.ndarray) -> int:
     return int((bits << np.arange(BITS)).sum())
 
 
-def encode(path: Path, times: list[Fraction], time_base: Fraction, options: dict[str, str] | None = None) -> None:
-    """Frame i shows the number i and has presentation time ``times[i]`` (seconds)."""
+def encode(path: Path, times: list[Fraction], time_base: Fraction, options: dict[str, str] | None = None,
+           extra: tuple[int, int] = (0, 0)) -> None:
+    """Frame i shows the number i and has presentation time ``times[i]`` (seconds); ``extra`` (rows,
+    columns) of edge pixels make the frame size odd (then in 4:4:4, which H.264 allows at odd sizes)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=round(1 / time_base), options=options or {})
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.width, stream.height = WIDTH + extra[1], HEIGHT + extra[0]
+        stream.pix_fmt = "yuv444p" if any(extra) else "yuv420p"
         stream.codec_context.time_base = time_base
         for i, time in enumerate(times):
-            frame = av.VideoFrame.from_ndarray(number_image(i), format="rgb24")
+            pixels = np.pad(number_image(i), ((0, extra[0]), (0, extra[1]), (0, 0)), mode="edge")
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts, frame.time_base = int(time / time_base), time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
@@ -73,6 +77,17 @@ def test_variable_frame_rate_repeats_a_frame_across_a_gap(tmp_path: Path) -> Non
     encode(path, times, Fraction(1, 1000))
     shown = [read_number(frame) for frame in decode_sampled(path, 1.0, WIDTH)]
     assert shown == [0, 2, 4, 4, 5]  # t=0 -> 0 s, t=1 -> 1.0 s, t=2 and t=3 -> 3.6 s, t=4 -> 4.2 s
+
+
+def test_odd_frame_size_is_resized_to_the_square_target(tmp_path: Path) -> None:
+    path = tmp_path / "odd.mp4"
+    time_base = Fraction(1, 25)
+    encode(path, [i * time_base for i in range(75)], time_base, {"crf": "12"}, extra=(3, 1))
+    with av.open(str(path)) as container:
+        assert (container.streams.video[0].width, container.streams.video[0].height) == (WIDTH + 1, HEIGHT + 3)
+    frames = decode_sampled(path, 1.0, WIDTH)
+    assert frames.shape == (3, WIDTH, WIDTH, 3)
+    assert [read_number(frame) for frame in frames] == [0, 25, 50]
 
 
 def test_truncated_video_raises_data_error_naming_the_file(ntsc_video: Path, tmp_path: Path) -> None:
