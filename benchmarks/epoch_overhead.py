@@ -35,6 +35,7 @@ from harness.data.loader import FrameSet, iterate_batches
 from harness.models import build_backbone, resolve_backbone
 from harness.plugins import get_registry
 from harness.training import train
+from stored_frames import memmapped_videos, per_run
 
 SIZE, CLASSES, VIDEOS, SEED = 48, 7, 5, 0
 SETTINGS = FitSettings(epochs=1, batch_size=32, augment=True)
@@ -70,11 +71,7 @@ def main() -> None:
     cpu = torch.device("cpu")
 
     with tempfile.TemporaryDirectory() as tmp:
-        arrays = []
-        for v, chunk in enumerate(np.array_split(frames, VIDEOS)):
-            np.save(Path(tmp) / f"video{v}.npy", chunk)
-            arrays.append(np.load(Path(tmp) / f"video{v}.npy", mmap_mode="r"))
-        frame_set = FrameSet(arrays)
+        frame_set = FrameSet(memmapped_videos(frames, VIDEOS, Path(tmp)))
 
         # The same batch sizes the real loader yields for this seed's order (it drops a final batch of one).
         order = torch.randperm(n, generator=torch.Generator().manual_seed(SEED * 1_000_003 + 1)).numpy()
@@ -104,8 +101,7 @@ def main() -> None:
 
     print(f"{n} frames of {SIZE}x{SIZE}, {len(batches)} batches of up to {SETTINGS.batch_size}; "
           f"input pipeline alone {pipeline:.2f} s")
-    print("seconds per epoch: real loader " + ", ".join(f"{t:.2f}" for t in real)
-          + "; pre-made tensors " + ", ".join(f"{t:.2f}" for t in premade))
+    print(f"seconds per epoch: real loader {per_run(real)}; pre-made tensors {per_run(premade)}")
     print(f"epoch overhead: real loader {min(real):.2f} s, pre-made tensors {min(premade):.2f} s (best epochs), "
           f"ratio {min(real) / min(premade):.2f}x")
 

@@ -42,6 +42,7 @@ from harness.data.augment import ModelInputs
 from harness.data.loader import FrameSet, iterate_batches
 from harness.models import IMAGENET_MEAN, IMAGENET_STD
 from harness.training import pick_device
+from stored_frames import memmapped_videos, per_run
 
 SIZE, BATCH, VIDEOS, SEED = 224, 64, 10, 0
 
@@ -115,17 +116,12 @@ def main() -> None:
     frames = make_frames(n)
     n_batches = n // BATCH
     with tempfile.TemporaryDirectory() as tmp:
-        arrays = []
-        for v, chunk in enumerate(np.array_split(frames, VIDEOS)):
-            path = Path(tmp) / f"video{v}.npy"
-            np.save(path, chunk)
-            arrays.append(np.load(path, mmap_mode="r"))
+        frame_set = FrameSet(memmapped_videos(frames, VIDEOS, Path(tmp)))
         paths = []
         for i, frame in enumerate(frames):
             paths.append(Path(tmp) / f"frame{i:05d}.png")
             Image.fromarray(frame).save(paths[-1])
         png_kb = sum(p.stat().st_size for p in paths) / len(paths) / 1024
-        frame_set = FrameSet(arrays)
 
         loader = DataLoader(PngFrames(paths), batch_size=BATCH, shuffle=True, num_workers=args.cores, drop_last=True,
                             persistent_workers=True, generator=torch.Generator().manual_seed(SEED))
@@ -140,11 +136,11 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{n} frames of {SIZE}x{SIZE}, PNG {png_kb:.0f} KB/frame, {n_batches} batches of {BATCH}, {args.cores} cores, "
           f"{args.repeats} interleaved epochs each; ours augments on the {where}")
-    print("batches/s per epoch: ours " + ", ".join(f"{b:.2f}" for b in ours)
-          + "; baseline " + ", ".join(f"{b:.2f}" for b in baseline))
+    print(f"batches/s per epoch: ours {per_run(ours)}; baseline {per_run(baseline)}")
     ratios = sorted(o / b for o, b in zip(ours, baseline))
     print(f"loader: ours {max(ours):.2f} batches/s, per-sample baseline {max(baseline):.2f} batches/s (best epochs), "
           f"ratio {max(ours) / max(baseline):.2f}x; median ratio of paired epochs {statistics.median(ratios):.2f}x")
+
 
 if __name__ == "__main__":
     main()

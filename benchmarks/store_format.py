@@ -32,6 +32,7 @@ import torchvision.io
 from PIL import Image
 
 from harness.data.loader import FrameSet
+from stored_frames import memmapped_videos
 
 SIZE, BATCH, VIDEOS, SEED, QUALITY = 224, 64, 10, 0, 90
 
@@ -65,11 +66,8 @@ def main() -> None:
     frames = make_frames(n)
     order = np.random.default_rng(SEED).permutation(n)
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
-        arrays = []
-        for v, chunk in enumerate(np.array_split(frames, VIDEOS)):
-            np.save(Path(tmp) / f"video{v}.npy", chunk)
-            arrays.append(np.load(Path(tmp) / f"video{v}.npy", mmap_mode="r"))
-        npy_bytes = sum((Path(tmp) / f"video{v}.npy").stat().st_size for v in range(VIDEOS))
+        arrays = memmapped_videos(frames, VIDEOS, Path(tmp))
+        npy_bytes = sum(Path(array.filename).stat().st_size for array in arrays)
         paths = [Path(tmp) / f"frame{i:05d}.jpg" for i in range(n)]
         for path, frame in zip(paths, frames):
             Image.fromarray(frame).save(path, quality=QUALITY)

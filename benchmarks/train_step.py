@@ -37,6 +37,7 @@ from harness.data.loader import FrameSet
 from harness.models import build_backbone, resolve_backbone
 from harness.plugins import get_registry
 from harness.training import pick_device, task_loss, train
+from stored_frames import memmapped_videos, per_run
 
 OUTPUTS, VIDEOS, SEED = 100, 8, 0
 
@@ -85,11 +86,7 @@ def main() -> None:
     settings = FitSettings(epochs=1, batch_size=args.batch, augment=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        arrays = []
-        for v, chunk in enumerate(np.array_split(frames, VIDEOS)):
-            np.save(Path(tmp) / f"video{v}.npy", chunk)
-            arrays.append(np.load(Path(tmp) / f"video{v}.npy", mmap_mode="r"))
-        frame_set = FrameSet(arrays)
+        frame_set = FrameSet(memmapped_videos(frames, VIDEOS, Path(tmp)))
         batch = torch.from_numpy(frames[:args.batch]).to(device)
         x = to_model_input(batch, backbone.mean, backbone.std).contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(targets[:args.batch]).to(device)
@@ -111,8 +108,7 @@ def main() -> None:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.backbone} at {args.size}x{args.size}, batch {args.batch}, {args.steps} steps, {name}")
-    print("images/s per run: ours " + ", ".join(f"{v:.1f}" for v in ours)
-          + "; synthetic " + ", ".join(f"{v:.1f}" for v in synthetic))
+    print(f"images/s per run: ours {per_run(ours, 1)}; synthetic {per_run(synthetic, 1)}")
     print(f"train step: ours {max(ours):.1f} images/s, synthetic tensors {max(synthetic):.1f} images/s (best runs), "
           f"ratio {max(ours) / max(synthetic):.2f}x")
 

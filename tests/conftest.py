@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pytest
@@ -28,6 +29,42 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Callable[[type], Pa
             roots[dataset_class] = tmp_path_factory.mktemp(dataset_class.__name__.lower())
             dataset_class.synthesize(roots[dataset_class])
         return roots[dataset_class]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def encode_video() -> Callable[..., object]:
+    """``encode_video(path, frames, labelled)``: uint8 (H, W, 3) ``frames`` written as H.264 at 25 fps; returns
+    the ``VideoFrames`` of ``labelled`` frames sampled at 1 fps."""
+    import av
+
+    from harness.data.dataset import VideoFileFrames, VideoFrames
+
+    def make(path: Path, frames: Iterable[np.ndarray], labelled: int) -> VideoFrames:
+        frames = iter(frames)
+        first = next(frames)
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+            stream.height, stream.width = first.shape[:2]
+            for pixels in itertools.chain([first], frames):
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+            container.mux(stream.encode())
+        return VideoFrames(path.stem, np.arange(labelled), np.zeros(labelled, np.int64),
+                           VideoFileFrames(str(path), 1.0))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def random_video(encode_video: Callable[..., object]) -> Callable[..., object]:
+    """``random_video(path, seconds, size=48, seed=0)``: random pixels (so that most of the file is frame data),
+    square ``size``, every second labelled."""
+
+    def make(path: Path, seconds: int, size: int = 48, seed: int = 0) -> object:
+        rng = np.random.default_rng(seed)
+        frames = (rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(25 * seconds))
+        return encode_video(path, frames, seconds)
 
     return make
 

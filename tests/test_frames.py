@@ -6,13 +6,12 @@ import itertools
 import re
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from harness.data import frames as frames_module
-from harness.data.dataset import ImageFrames, VideoFileFrames, VideoFrames
+from harness.data.dataset import ImageFrames, VideoFrames
 from harness.data.frames import FrameBuildError, FrameStore
 from harness.errors import DataError
 
@@ -29,16 +28,9 @@ def image_video(folder: Path, name: str = "v1") -> VideoFrames:
     return VideoFrames(name, np.arange(len(paths)), np.zeros((len(paths), 3), np.uint8), ImageFrames(tuple(paths)))
 
 
-def file_video(path: Path, seconds: int, labelled: int) -> VideoFrames:
-    """A 25-fps video of ``seconds`` seconds whose grey level is 10 * (the second), ``labelled`` frames at 1 fps."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        stream.width = stream.height = 32
-        for i in range(25 * seconds):
-            grey = np.full((32, 32, 3), 10 * (i // 25), np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(grey, format="rgb24")))
-        container.mux(stream.encode())
-    return VideoFrames(path.stem, np.arange(labelled), np.zeros(labelled, np.int64), VideoFileFrames(str(path), 1.0))
+def grey_steps(seconds: int) -> list[np.ndarray]:
+    """25 frames a second of 32 x 32 pixels whose grey level is 10 * (the second)."""
+    return [np.full((32, 32, 3), 10 * (i // 25), np.uint8) for i in range(25 * seconds)]
 
 
 def test_builds_resized_read_only_frames(tmp_path: Path) -> None:
@@ -68,30 +60,17 @@ def test_missing_image_names_the_file_and_leaves_nothing_behind(tmp_path: Path) 
     assert not [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
 
 
-def test_video_with_fewer_frames_than_labels_names_both_counts(tmp_path: Path) -> None:
-    video = file_video(tmp_path / "short.mp4", seconds=3, labelled=5)
+def test_video_with_fewer_frames_than_labels_names_both_counts(tmp_path: Path, encode_video) -> None:
+    video = encode_video(tmp_path / "short.mp4", grey_steps(3), labelled=5)
     with pytest.raises(DataError, match=r"short: 5 frames are labelled but only 3"):
         FrameStore(tmp_path / "store").frames("ds", "fp1", video, 16)
 
 
-def test_video_with_more_frames_than_labels_keeps_the_first(tmp_path: Path) -> None:
-    video = file_video(tmp_path / "long.mp4", seconds=4, labelled=2)
+def test_video_with_more_frames_than_labels_keeps_the_first(tmp_path: Path, encode_video) -> None:
+    video = encode_video(tmp_path / "long.mp4", grey_steps(4), labelled=2)
     frames = FrameStore(tmp_path / "store").frames("ds", "fp1", video, 16)
     assert frames.shape == (2, 16, 16, 3)
     assert abs(int(frames[1].mean()) - 10) <= 2
-
-
-def noisy_video(path: Path, seconds: int) -> VideoFrames:
-    """A 25-fps video of random pixels (so that most of the file is frame data), labelled at 1 fps."""
-    rng = np.random.default_rng(0)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        stream.width = stream.height = 64
-        for _ in range(25 * seconds):
-            pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
-        container.mux(stream.encode())
-    return VideoFrames(path.stem, np.arange(seconds), np.zeros(seconds, np.int64), VideoFileFrames(str(path), 1.0))
 
 
 def damage_middle(path: Path) -> None:
@@ -105,8 +84,9 @@ def stored_files(store: FrameStore) -> list[str]:
     return sorted(p.name for p in (store.root / "frames").rglob("*") if p.is_file())
 
 
-def test_load_returns_every_video_in_order_and_reports_progress(tmp_path: Path) -> None:
-    videos = [image_video(tmp_path / "a", "a"), file_video(tmp_path / "b.mp4", 3, 3), image_video(tmp_path / "c", "c")]
+def test_load_returns_every_video_in_order_and_reports_progress(tmp_path: Path, encode_video) -> None:
+    videos = [image_video(tmp_path / "a", "a"), encode_video(tmp_path / "b.mp4", grey_steps(3), 3),
+              image_video(tmp_path / "c", "c")]
     store = FrameStore(tmp_path / "store")
     store.frames("ds", "fp1", videos[2], 8)
     advanced: list[int] = []
@@ -117,11 +97,12 @@ def test_load_returns_every_video_in_order_and_reports_progress(tmp_path: Path) 
     assert stored_files(store) == ["a.npy", "b.npy", "c.npy"]
 
 
-def test_corrupted_and_truncated_videos_are_named_with_the_time_reached_and_the_rest_builds(tmp_path: Path) -> None:
-    good = [noisy_video(tmp_path / "good1.mp4", 4), noisy_video(tmp_path / "good2.mp4", 4)]
-    corrupted = noisy_video(tmp_path / "corrupted.mp4", 8)
+def test_corrupted_and_truncated_videos_are_named_with_the_time_reached_and_the_rest_builds(tmp_path: Path,
+                                                                                          random_video) -> None:
+    good = [random_video(tmp_path / "good1.mp4", 4, size=64), random_video(tmp_path / "good2.mp4", 4, size=64)]
+    corrupted = random_video(tmp_path / "corrupted.mp4", 8, size=64)
     damage_middle(tmp_path / "corrupted.mp4")
-    truncated = noisy_video(tmp_path / "truncated.mkv", 8)
+    truncated = random_video(tmp_path / "truncated.mkv", 8, size=64)
     data = (tmp_path / "truncated.mkv").read_bytes()
     (tmp_path / "truncated.mkv").write_bytes(data[:len(data) // 2])
     store = FrameStore(tmp_path / "store")

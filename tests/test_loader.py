@@ -4,16 +4,13 @@ and the geometric augmentations."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 
 from harness.data import augment
 from harness.data.augment import ModelInputs, to_model_input
-from harness.data.dataset import VideoFileFrames, VideoFrames
 from harness.data.frames import FrameStore
 from harness.data.loader import FrameSet, iterate_batches
 
@@ -21,23 +18,11 @@ CPU = torch.device("cpu")
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def encoded_video(path: Path, seconds: int, seed: int) -> VideoFrames:
-    """Random 48x48 pixels at 25 fps, labelled at 1 fps."""
-    rng = np.random.default_rng(seed)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        stream.width = stream.height = 48
-        for _ in range(25 * seconds):
-            pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
-        container.mux(stream.encode())
-    return VideoFrames(path.stem, np.arange(seconds), np.zeros(seconds, np.int64), VideoFileFrames(str(path), 1.0))
-
-
 @pytest.fixture(scope="module")
-def frame_set(tmp_path_factory: pytest.TempPathFactory) -> FrameSet:
+def frame_set(tmp_path_factory: pytest.TempPathFactory, random_video) -> FrameSet:
+    """Random 48x48 videos of 6, 5 and 4 s, labelled at 1 fps."""
     folder = tmp_path_factory.mktemp("videos")
-    videos = [encoded_video(folder / f"v{i}.mp4", seconds, i) for i, seconds in enumerate((6, 5, 4))]
+    videos = [random_video(folder / f"v{i}.mp4", seconds, seed=i) for i, seconds in enumerate((6, 5, 4))]
     return FrameSet(FrameStore(folder / "store").load("ds", "fp", videos, 24))
 
 
