@@ -179,7 +179,7 @@ def test_model_inputs_keep_the_colour_offsets_right_when_smaller_frames_reuse_th
                                atol=1e-5, rtol=0)
 
 
-def test_a_batch_large_enough_for_huge_pages_is_transformed_the_same():
+def test_a_batch_of_large_frames_is_transformed_the_same():
     x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (6, 512, 512, 3), dtype=np.uint8))
     out = to_model_input(x, MEAN, STD, torch.Generator().manual_seed(4))
     torch.testing.assert_close(out, plain_reference(x, 4), atol=1e-3, rtol=0)

@@ -11,20 +11,21 @@ values (``[matrix | offset]``), and the samples take one of three routes:
 
 - neither moved nor colour-jittered (half of them when augmenting, all of them in evaluation): a copy and a
   per-channel multiply-add straight into the channels_last output, a flip being a reversal of the width axis;
-- shift-scale-rotated: converted to float, resampled through their affine map (flip folded in), then
-  colour-mapped by one batched matrix product over the planar result, ``(3, 3) @ (3, H * W)`` plus offsets;
-- colour-jittered only: converted to planar float beside a plane of ones, and colour-mapped by one batched
-  product ``(3, 4) @ (4, H * W)`` (the ones apply the offsets).
+- shift-scale-rotated: converted to float and resampled through their affine map (flip folded in), which
+  leaves them planar;
+- colour-jittered only: converted to planar float (mirrored where flipped).
 
-The last two are clamped to the valid colour range channel by channel, then written into the channels_last
-output by a transposing copy. A matrix product with a long inner dimension runs at BLAS speed; the same
+Both planar kinds are colour-mapped by one batched matrix product, ``(3, 3) @ (3, H * W)`` plus offsets,
+clamped to the valid colour range channel by channel, and written into the channels_last output by a
+transposing copy. A matrix product with a long inner dimension runs at BLAS speed; the same
 product over channels_last pixels has an inner dimension of 3 and ran several times slower.
 
 Where the time goes on a CPU (64 frames of 224 x 224, 2 cores), and what is done about it:
 
 - a fresh float batch is 38 MB, above glibc's largest mmap threshold, so each one was mapped and
   page-faulted anew, at 12 ms a batch, more than any arithmetic: :class:`ModelInputs` keeps its output and
-  scratch memory from one batch to the next (on huge pages, :mod:`harness.data.hugepages`);
+  scratch memory from one batch to the next (advising huge pages for it as well made no difference once it
+  was kept: 14.1-15.8 against 14.4-14.8 ms a batch);
 - the work runs a few samples at a time (:data:`_CHUNK_BYTES`), so that each pass reads what the previous one
   wrote from the cache;
 - the resampling of the moved samples of a block is one call: the CPU kernel spreads a call's samples over
@@ -34,8 +35,8 @@ Where the time goes on a CPU (64 frames of 224 x 224, 2 cores), and what is done
 - a per-channel operation over channels_last pixels works on rows of 8 pixels against 24-wide constants:
   over 3-wide rows it was several times slower.
 
-Together these took an augmented batch from 55-75 ms to 16-20 ms, and a plain (evaluation) batch from
-about 12 ms to 3 ms.
+Together these took an augmented batch from 55-75 ms to 14-16 ms, and a plain (evaluation) batch from
+about 12 ms to 2 ms.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.data.hugepages import empty_on_huge_pages
 
 SHIFT_LIMIT = 0.0625
 SCALE_LIMIT = 0.1
@@ -59,8 +59,8 @@ VAL_LIMIT = 5 / 255
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
-_CHUNK_BYTES = 7 << 19
-"""Float bytes of input planes (four per sample) the CPU works through at a time, 4 samples of 224 x 224:
+_CHUNK_BYTES = 5 << 19
+"""Float bytes of input planes (three per sample) the CPU works through at a time, 4 samples of 224 x 224:
 small enough for each pass to find the previous pass's output in the cache. Batches of 64 took 10-20 %
 less time than with 7 samples at a time, and single-threaded 28 ms against 46 with 2 samples against 8."""
 
@@ -150,9 +150,12 @@ def _reflect(grid: torch.Tensor) -> torch.Tensor:
     return torch.lerp(grid, grid.clamp(-1, 1), 2.0, out=grid)
 
 
-def _affine_maps(matrices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """(n, 3, 4) maps ``[matrix | offset]`` applied to (R, G, B, 1) planes."""
-    return torch.cat([matrices, offsets.expand(len(matrices), 3)[:, :, None]], 2)
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor (parameters drawn for a batch, row indices) on ``device``. To CUDA it goes through
+    pinned memory without blocking: a plain copy would make the host wait for the GPU's queued work."""
+    if device.type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 class ModelInputs:
@@ -170,22 +173,18 @@ class ModelInputs:
         self._offset = -mean_t / std_t
         self._high = (1 - mean_t) / std_t
         self._buffers: dict[str, torch.Tensor] = {}
-        self._ones_layout: tuple[int, int, int] | None = None
-        """Where the planes memory starts and the frame size for which its ones planes were filled."""
+        self._constants: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         n, height, width, _ = frames.shape
         device = frames.device
-        if generator is None:
-            unset = torch.zeros(n, dtype=torch.bool)
-            geometry = _Geometry(mirrored=unset, moved=unset, theta=torch.zeros(n, 2, 3))
-            colour = _Colour(matrices=torch.eye(3).expand(n, 3, 3), jittered=unset)
-        else:
-            geometry = _draw_geometry(n, generator)
-            colour = _draw_colour(n, generator)
-        copies = math.gcd(height * width, _PIXELS_PER_ROW)
-        row_scale, row_offset = (value.repeat(copies).to(device) for value in (self._scale, self._offset))
         out = self._buffer("out", (n, height, width, 3), device)
+        row_scale, row_offset, offsets = self._constants_on(device, math.gcd(height * width, _PIXELS_PER_ROW))
+        if generator is None:
+            self._normalise(frames, out, row_scale, row_offset)
+            return out.permute(0, 3, 1, 2)
+        geometry = _draw_geometry(n, generator)
+        colour = _draw_colour(n, generator)
         mirrored, moved, jittered = (flags.tolist() for flags in (geometry.mirrored, geometry.moved, colour.jittered))
         runs = itertools.groupby(range(n), key=lambda i: (moved[i] or jittered[i], mirrored[i]))
         for (transformed, flip), run in runs:
@@ -193,17 +192,26 @@ class ModelInputs:
                 rows = list(run)
                 span = slice(rows[0], rows[-1] + 1)
                 self._normalise(frames[span].flip(2) if flip else frames[span], out[span], row_scale, row_offset)
-        maps = _affine_maps(self._scale[:, None] * colour.matrices, self._offset).to(device)
-        step = n if device.type == "cuda" else max(1, _CHUNK_BYTES // (height * width * 4 * 4))
+        matrices = self._scale[:, None] * colour.matrices
+        step = n if device.type == "cuda" else max(1, _CHUNK_BYTES // (height * width * 3 * 4))
         moving = [i for i in range(n) if moved[i]]
         for start in range(0, len(moving), step):
             rows = moving[start:start + step]
-            self._resample(frames, rows, geometry.theta[rows], maps[rows], out)
+            self._resample(frames, rows, geometry.theta[rows], matrices[rows], offsets, out)
         still = [i for i in range(n) if jittered[i] and not moved[i]]
         for start in range(0, len(still), step):
             rows = still[start:start + step]
-            self._colour(frames, rows, [mirrored[i] for i in rows], maps[rows], out)
+            self._colour(frames, rows, [mirrored[i] for i in rows], matrices[rows], offsets, out)
         return out.permute(0, 3, 1, 2)
+
+    def _constants_on(self, device: torch.device, copies: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The per-channel scale and offset repeated over rows of ``copies`` pixels, and the offsets as a
+        (3, 1) column, on ``device``: made once."""
+        if (device, copies) not in self._constants:
+            self._constants[device, copies] = (self._scale.repeat(copies).to(device),
+                                               self._offset.repeat(copies).to(device),
+                                               self._offset.view(3, 1).to(device))
+        return self._constants[device, copies]
 
     @staticmethod
     def _normalise(frames: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> None:
@@ -214,38 +222,38 @@ class ModelInputs:
         rows.copy_(frames.reshape(rows.shape))
         torch.addcmul(offset, rows, scale, out=rows)
 
-    def _resample(self, frames: torch.Tensor, rows: list[int], theta: torch.Tensor, maps: torch.Tensor,
-                  out: torch.Tensor) -> None:
+    def _resample(self, frames: torch.Tensor, rows: list[int], theta: torch.Tensor, matrices: torch.Tensor,
+                  offsets: torch.Tensor, out: torch.Tensor) -> None:
         """Resample ``frames[rows]`` through the affine maps ``theta`` (flips included), then colour-map them
-        by ``maps`` (a batched product over the planar resampled samples) into ``out``."""
-        k, (height, width) = len(rows), frames.shape[1:3]
-        pixels = self._buffer("pixels", (k, height, width, 3), frames.device)
-        pixels.copy_(frames[rows])
-        grids = _reflect(_affine_grid(theta.to(frames.device), height, width))
+        into ``out``."""
+        k, (height, width), device = len(rows), frames.shape[1:3], frames.device
+        pixels = self._buffer("pixels", (k, height, width, 3), device)
+        pixels.copy_(frames.index_select(0, _to_device(torch.tensor(rows), device)))
+        grids = _reflect(_affine_grid(_to_device(theta, device), height, width))
         resampled = F.grid_sample(pixels.permute(0, 3, 1, 2), grids, mode="bilinear", padding_mode="border",
                                   align_corners=False)
-        coloured = self._buffer("coloured", (k, 3, height * width), frames.device)
-        torch.baddbmm(maps[:, :, 3:], maps[:, :, :3], resampled.view(k, 3, -1), out=coloured)
-        self._clamp_into(coloured.view(k, 3, height, width), rows, out)
+        self._colour_map_into(resampled, rows, matrices, offsets, out)
 
-    def _colour(self, frames: torch.Tensor, rows: list[int], flipped: list[bool], maps: torch.Tensor,
-                out: torch.Tensor) -> None:
-        """Colour-map ``frames[rows]`` (mirrored where ``flipped``) by ``maps`` into ``out``: one batched
-        product over planar samples, whose fourth plane of ones applies the offsets."""
+    def _colour(self, frames: torch.Tensor, rows: list[int], flipped: list[bool], matrices: torch.Tensor,
+                offsets: torch.Tensor, out: torch.Tensor) -> None:
+        """Colour-map ``frames[rows]`` (mirrored where ``flipped``) into ``out``."""
         k, (height, width) = len(rows), frames.shape[1:3]
-        planes = self._planes(k, height, width, frames.device)
+        planes = self._buffer("planes", (k, 3, height, width), frames.device)
         for slot, (i, flip) in enumerate(zip(rows, flipped)):
-            planes[slot, :3].copy_((frames[i].flip(1) if flip else frames[i]).permute(2, 0, 1))
-        coloured = self._buffer("coloured", (k, 3, height * width), frames.device)
-        torch.bmm(maps, planes.view(k, 4, -1), out=coloured)
-        self._clamp_into(coloured.view(k, 3, height, width), rows, out)
+            planes[slot].copy_((frames[i].flip(1) if flip else frames[i]).permute(2, 0, 1))
+        self._colour_map_into(planes, rows, matrices, offsets, out)
 
-    def _clamp_into(self, samples: torch.Tensor, rows: list[int], out: torch.Tensor) -> None:
-        """Clamp planar ``samples`` to the valid colour range, channel by channel, and copy them into their
+    def _colour_map_into(self, samples: torch.Tensor, rows: list[int], matrices: torch.Tensor,
+                         offsets: torch.Tensor, out: torch.Tensor) -> None:
+        """Apply the colour ``matrices`` and ``offsets`` to planar float (k, 3, H, W) ``samples`` in one batched
+        product, clamp the result to the valid colour range channel by channel, and copy it into the
         channels_last ``rows`` of ``out``."""
+        k, _, height, width = samples.shape
+        coloured = self._buffer("coloured", (k, 3, height * width), samples.device)
+        torch.baddbmm(offsets, _to_device(matrices, samples.device), samples.reshape(k, 3, -1), out=coloured)
         for channel, (low, high) in enumerate(zip(self._offset.tolist(), self._high.tolist())):
-            samples[:, channel].clamp_(low, high)
-        for i, sample in zip(rows, samples):
+            coloured[:, channel].clamp_(low, high)
+        for i, sample in zip(rows, coloured.view(k, 3, height, width)):
             out[i].copy_(sample.permute(1, 2, 0))
 
     def _buffer(self, name: str, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -253,21 +261,9 @@ class ModelInputs:
         size = math.prod(shape)
         kept = self._buffers.get(name)
         if kept is None or kept.device != device or kept.numel() < size:
-            kept = empty_on_huge_pages((size,), torch.float32, device)
+            kept = torch.empty(size, dtype=torch.float32, device=device)
             self._buffers[name] = kept
         return kept[:size].view(shape)
-
-    def _planes(self, count: int, height: int, width: int, device: torch.device) -> torch.Tensor:
-        """(count, 4, H, W) input planes whose fourth plane is all ones. Every sample slot the kept memory
-        holds at this frame size gets its ones when the memory or the frame size changes, and only then."""
-        planes = self._buffer("planes", (count, 4, height, width), device)
-        layout = (planes.data_ptr(), height, width)
-        if self._ones_layout != layout:
-            kept = self._buffers["planes"]
-            slots = kept.numel() // (4 * height * width)
-            kept[:slots * 4 * height * width].view(slots, 4, height, width)[:, 3].fill_(1)
-            self._ones_layout = layout
-        return planes
 
 
 def to_model_input(frames: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],

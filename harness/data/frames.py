@@ -49,11 +49,8 @@ class FrameStore:
         return self.root / "frames" / dataset_name / fingerprint / str(size) / f"{video}.npy"
 
     def frames(self, dataset_name: str, fingerprint: str, video: VideoFrames, size: int) -> np.ndarray:
-        """Read-only uint8 ``(N, size, size, 3)`` frames of ``video``, decoded on first use."""
-        path = self.path(dataset_name, fingerprint, video.video, size)
-        if not path.exists():
-            write_npy(path, _decode(video, size, threads=0))
-        return np.load(path, mmap_mode="r")
+        """Read-only uint8 ``(N, size, size, 3)`` frames of one ``video``, decoded on first use."""
+        return self.load(dataset_name, fingerprint, [video], size)[0]
 
     def load(self, dataset_name: str, fingerprint: str, videos: Sequence[VideoFrames], size: int,
              progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
