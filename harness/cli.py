@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from harness.config import RERUN_POLICIES
 from harness.errors import SdbenchError
 from harness.plugins import STRICT_ENV, get_registry
 
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", action="append", metavar="NAME=PATH",
                      help="where dataset NAME's files are (repeatable); same as dataset_options.NAME.root")
     run.add_argument("--executor", help="where jobs run: local (default), ray, slurm, or a plugin's executor")
-    run.add_argument("--rerun", choices=("never", "failed", "all"),
+    run.add_argument("--rerun", choices=RERUN_POLICIES,
                      help="retry jobs that failed before (failed, the default), keep their failures (never), or "
                           "recompute every job (all)")
     run.add_argument("--dry-run", action="store_true", help="list the jobs and their cost; train nothing")

@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.store import DONE, PARTIAL_PREFIX
+from harness.store import ASIDE_PREFIX, CHECKPOINT, DONE, LOCK_SUFFIX, PARTIAL_PREFIX
 
-CHECKPOINT_NAME = "checkpoint.pt"
 _ATOMIC_TEMP = re.compile(r"^\..+\.[a-z0-9_]+\.tmp$")
 
 
@@ -46,18 +45,17 @@ def find_garbage(run_dir: Path, unfinished: bool = False) -> list[Garbage]:
         for entry in sorted(stage.iterdir()):
             name = entry.name
             if entry.is_dir() and (entry / DONE).is_file():
-                if (entry / CHECKPOINT_NAME).is_file():
-                    add(entry / CHECKPOINT_NAME, "training checkpoint of a finished job")
-            elif name.startswith(PARTIAL_PREFIX) and name.endswith(".lock"):
-                key = name[len(PARTIAL_PREFIX):-len(".lock")]
-                if not (stage / f"{PARTIAL_PREFIX}{key}").exists():
+                if (entry / CHECKPOINT).is_file():
+                    add(entry / CHECKPOINT, "training checkpoint of a finished job")
+            elif name.startswith(PARTIAL_PREFIX) and name.endswith(LOCK_SUFFIX):
+                if not (stage / name[:-len(LOCK_SUFFIX)]).exists():
                     add(entry, "lock file of a job that is not running")
             elif name.startswith(PARTIAL_PREFIX) and entry.is_dir():
                 if (stage / name[len(PARTIAL_PREFIX):] / DONE).is_file():
                     add(entry, "work directory of a job that has finished since")
                 elif unfinished:
                     add(entry, "work directory of an unfinished job (a rerun restarts it from its first epoch)")
-            elif name.startswith((".old-", ".tmp-")) and entry.is_dir():
+            elif name.startswith((ASIDE_PREFIX, ".tmp-")) and entry.is_dir():
                 add(entry, "left over from an interrupted write")
     for path in sorted(jobs.rglob(".*.tmp")) if jobs.is_dir() else ():
         if path.is_file() and _ATOMIC_TEMP.match(path.name):

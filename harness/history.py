@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Mapping
 
@@ -46,6 +47,7 @@ class TeacherHistory:
         self.task: str = meta["task"]
         self.primary_metric: str = meta["primary_metric"]
         self.records: tuple[EpochRecord, ...] = tuple(EpochRecord(**r) for r in meta["epochs"])
+        self._fit_confidence: dict[int, float] = {}
 
     @property
     def epochs(self) -> list[int]:
@@ -73,7 +75,7 @@ class TeacherHistory:
             return {name: float(value) for name, value in stored.items()}
         return diagnose(self.val_probs(epoch), self.val_labels, self.task)
 
-    @property
+    @cached_property
     def train_labels(self) -> np.ndarray:
         return np.load(self.directory / "train_labels.npy")
 
@@ -89,6 +91,23 @@ class TeacherHistory:
     def val_probs(self, epoch: int) -> np.ndarray:
         self.record(epoch)
         return np.load(self.directory / "probs" / f"val_{epoch:03d}.npy", mmap_mode="r")
+
+    def fit_confidence(self, epoch: int) -> float:
+        """Mean probability that the teacher after ``epoch`` gives to the true labels of its training frames
+        (the positive entries for multi-label tasks, the annotated class for multi-class tasks).
+
+        Computed once per epoch: every window rule of every strategy reads it, and each computation reads
+        a whole epoch's training probabilities."""
+        if epoch not in self._fit_confidence:
+            probs = np.asarray(self.train_probs(epoch), dtype=np.float64)
+            labels = self.train_labels
+            if labels.ndim == 1:
+                confidence = float(probs[np.arange(len(labels)), labels].mean())
+            else:
+                positives = labels.astype(bool)
+                confidence = float(probs[positives].mean()) if positives.any() else float("nan")
+            self._fit_confidence[epoch] = confidence
+        return self._fit_confidence[epoch]
 
 
 class HistoryWriter:
@@ -109,12 +128,11 @@ class HistoryWriter:
         write_json(self.directory / "history.json", self._meta)
 
     def add_epoch(self, record: EpochRecord, train_probs: np.ndarray, val_probs: np.ndarray) -> None:
-        """Store the epoch's probabilities, then its record with the diagnostics of ``val_probs`` (any the
-        record already carries are kept and take precedence)."""
+        """Store the epoch's probabilities, then its record with the diagnostics of ``val_probs``."""
         val_probs = val_probs.astype(np.float32)
         write_npy(self.directory / "probs" / f"train_{record.epoch:03d}.npy", train_probs.astype(np.float32))
         write_npy(self.directory / "probs" / f"val_{record.epoch:03d}.npy", val_probs)
-        diagnostics = diagnose(val_probs, self._val_labels, self._meta["task"]) | dict(record.diagnostics)
+        diagnostics = diagnose(val_probs, self._val_labels, self._meta["task"])
         self._meta["epochs"] = [r for r in self._meta["epochs"] if r["epoch"] < record.epoch]
         self._meta["epochs"].append(asdict(record) | {"val_metrics": dict(record.val_metrics),
                                                       "diagnostics": diagnostics})

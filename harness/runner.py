@@ -42,10 +42,9 @@ from harness.progress import Progress
 from harness.missing import write_missing
 from harness.results import write_results, write_tables
 from harness.runinfo import write_run_record
-from harness.store import ArtifactStore, JobBusyError, canonical_json, job_key
+from harness.store import CHECKPOINT, ArtifactStore, JobBusyError, canonical_json, job_key
 from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
 
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass(eq=False)
@@ -147,14 +146,19 @@ class Runner:
         must be available; with ``all``, unavailable ones are skipped."""
         loaded, skipped = [], {}
         for data, reason in self.candidate_datasets():
-            if reason and "all" not in self.config.datasets:
-                raise ConfigError(f"dataset '{data.name}' is not available: {reason}")
-            if reason:
+            if reason and "all" in self.config.datasets:
                 skipped[data.name] = reason
-                continue
-            data.dataset.prepare()
-            loaded.append(data)
+            else:
+                loaded.append(self.ready(data, reason))
         return loaded, skipped
+
+    @staticmethod
+    def ready(data: LoadedDataset, reason: str | None) -> LoadedDataset:
+        """``data`` prepared for use; a :class:`ConfigError` with ``reason`` when it is not available."""
+        if reason:
+            raise ConfigError(f"dataset '{data.name}' is not available: {reason}")
+        data.dataset.prepare()
+        return data
 
     def resolve_strategies(self) -> dict[str, Strategy]:
         names = self.registry.names("strategy") if "all" in self.config.strategies else self.config.strategies
@@ -192,19 +196,21 @@ class Runner:
     def frames(self, data: LoadedDataset, videos: tuple[str, ...]) -> FrameSet:
         key = (data.name, videos)
         if key not in self._framesets:
-            size = self.config.image_size
-            with self.progress.task(f"frames {data.name} ({len(videos)} videos, {size}px)", len(videos)) as advance:
-                arrays = self.frame_store.load(data.name, data.fingerprint, [data.index.videos[v] for v in videos],
-                                               size, progress=advance)
-            self._framesets[key] = FrameSet(arrays)
+            self._framesets[key] = FrameSet(self._load_frames(data, videos))
         return self._framesets[key]
+
+    def _load_frames(self, data: LoadedDataset, videos: tuple[str, ...]) -> list[np.ndarray]:
+        size = self.config.image_size
+        with self.progress.task(f"frames {data.name} ({len(videos)} videos, {size}px)", len(videos)) as advance:
+            return self.frame_store.load(data.name, data.fingerprint, [data.index.videos[v] for v in videos], size,
+                                         progress=advance)
 
     def prepare_frames(self, data: LoadedDataset) -> str | None:
         """Decode every video the run needs once, before any job; the error that stops this dataset, if any."""
         videos = tuple(dict.fromkeys(v for split in data.splits.values()
                                      for part in (split.train, split.val, split.test) for v in part))
         try:
-            self.frames(data, videos)
+            self._load_frames(data, videos)
         except SdbenchError as exc:
             return f"frames could not be built: {exc}"
         return None
@@ -225,8 +231,14 @@ class Runner:
         return job_key("frames", {"dataset": cell.data.name, "fingerprint": cell.data.fingerprint,
                                   "image_size": self.config.image_size}, versions={"dataset": cell.data.version})
 
+    def _job_config(self, cell: Cell, stage: str, seed: int) -> dict[str, Any]:
+        """What a teacher or student job's key hashes besides its upstream keys, and its ``done.json`` records."""
+        if stage == "teacher":
+            return self._cell_config(cell, seed) | {"fit": vars(self.config.teacher)}
+        return self._cell_config(cell, seed) | {"fit": vars(self.config.student), "alpha": self.config.distill_alpha}
+
     def teacher_job(self, cell: Cell, seed: int) -> Job:
-        config = self._cell_config(cell, seed) | {"fit": vars(self.config.teacher)}
+        config = self._job_config(cell, "teacher", seed)
         key = job_key("teacher", config, upstream={"frames": self._frames_key(cell)}, versions=self._versions(cell))
         return cell.job("teacher", key, seed)
 
@@ -239,7 +251,7 @@ class Runner:
                        versions=versions), config
 
     def student_job(self, cell: Cell, seed: int, teaching: str, digest: str, label: str) -> Job:
-        config = self._cell_config(cell, seed) | {"fit": vars(self.config.student), "alpha": self.config.distill_alpha}
+        config = self._job_config(cell, "student", seed)
         key = job_key("student", config, upstream={"teaching": digest, "frames": self._frames_key(cell)},
                       versions=self._versions(cell))
         return cell.job("student", key, seed, teaching, label)
@@ -252,8 +264,8 @@ class Runner:
             return Outcome(job, ok=True)
         try:
             cell = self.cell(job.dataset, job.split, job.backbone)
-            with self.store.writing(job.stage, job.key, {"job": vars(job)} | self._description(cell, job),
-                                    fresh=self.config.rerun == "all") as work_dir:
+            description = {"job": vars(job)} | self._job_config(cell, job.stage, job.seed)
+            with self.store.writing(job.stage, job.key, description, fresh=self.config.rerun == "all") as work_dir:
                 if job.stage == "teacher":
                     self._train_teacher(cell, job.seed, work_dir)
                 else:
@@ -264,10 +276,6 @@ class Runner:
             self.store.record_failure(job.stage, job.key, vars(job), exc)
             return Outcome(job, ok=False, error=f"{type(exc).__name__}: {exc}", trained=True)
         return Outcome(job, ok=True, trained=True)
-
-    def _description(self, cell: Cell, job: Job) -> dict[str, Any]:
-        settings = self.config.teacher if job.stage == "teacher" else self.config.student
-        return self._cell_config(cell, job.seed) | {"fit": vars(settings)}
 
     def _train_teacher(self, cell: Cell, seed: int, directory: Path) -> None:
         from harness.training import pick_device, predict, train
@@ -353,22 +361,27 @@ class Runner:
     # -- soft labels (built here: numpy only, and fast) -------------------------------------------
 
     def teaching(self, name: str, strategy: Strategy, seed: int, teachers: dict[int, tuple[str, TeacherHistory]],
-                 params: dict[str, Any] | None = None) -> tuple[str, str, Selection, np.ndarray | None]:
+                 params: dict[str, Any] | None = None) -> tuple[str, str, Selection]:
         """The soft labels of one strategy for the student of ``seed``: their artifact key, a digest of their
-        content (``hard`` for hard labels), the selection and the soft labels. ``params`` are the strategy's
-        parameters (default: from the config)."""
+        content (``hard`` for hard labels) and the selection. ``params`` are the strategy's parameters
+        (default: from the config)."""
         params = self.config.strategy_params.get(name, {}) if params is None else params
         key, config = self._teaching_key(name, params, seed, {s: k for s, (k, _) in teachers.items()})
-        if not self.store.is_complete("softlabels", key) or self.config.rerun == "all":
-            selection, soft = soft_labels(strategy, {s: h for s, (_, h) in teachers.items()}, seed)
-            record = {"strategy": name, "checkpoints": [[c.seed, c.epoch] for c in selection.checkpoints],
-                      "weights": selection.weights, "note": selection.note, "temperature": selection.temperature,
-                      "teacher_keys": {str(c.seed): teachers[c.seed][0] for c in selection.checkpoints}}
-            with self.store.writing("softlabels", key, config, fresh=True) as tmp:
-                write_json(tmp / "selection.json", record)
-                if soft is not None:
-                    write_npy(tmp / "soft_labels.npy", soft)
-        return (key, *_read_teaching(self.store.path("softlabels", key)))
+        path = self.store.path("softlabels", key)
+        if self.store.is_complete("softlabels", key) and self.config.rerun != "all":
+            record = json.loads((path / "selection.json").read_text())
+            digest = record.get("digest") or _digest(_read_soft(path))  # older artifacts did not record it
+            return key, digest, _selection(record)
+        selection, soft = soft_labels(strategy, {s: h for s, (_, h) in teachers.items()}, seed)
+        record = {"strategy": name, "checkpoints": [[c.seed, c.epoch] for c in selection.checkpoints],
+                  "weights": selection.weights, "note": selection.note, "temperature": selection.temperature,
+                  "teacher_keys": {str(c.seed): teachers[c.seed][0] for c in selection.checkpoints},
+                  "digest": _digest(soft)}
+        with self.store.writing("softlabels", key, config, fresh=True) as tmp:
+            write_json(tmp / "selection.json", record)
+            if soft is not None:
+                write_npy(tmp / "soft_labels.npy", soft)
+        return key, record["digest"], _selection(record)
 
     # -- the whole run ----------------------------------------------------------------------------
 
@@ -413,7 +426,7 @@ class Runner:
             for name, strategy in strategies.items():
                 for seed in self.config.seeds:
                     try:
-                        key, digest, selection, _ = self.teaching(name, strategy, seed, teachers)
+                        key, digest, selection = self.teaching(name, strategy, seed, teachers)
                     except Exception as exc:  # noqa: BLE001 - a failing strategy costs its own cells only
                         missing.append(Missing(cell, name, seed, f"strategy failed: {type(exc).__name__}: {exc}"))
                         continue
@@ -458,7 +471,7 @@ class Runner:
             count = len(cells) * len(self.config.seeds)
             jobs = [] if reason else [self.teacher_job(cell, seed) for cell in cells for seed in self.config.seeds]
             complete = sum(self.store.is_complete("teacher", job.key) for job in jobs)
-            failures = sum(self.store.failure("teacher", job.key) is not None for job in jobs)
+            failures = sum(self.store.failure_path("teacher", job.key).is_file() for job in jobs)
             teachers, done, failed, present = teachers + count, done + complete, failed + failures, present + (not reason)
             lines.append(f"{data.name}: {len(splits)} split(s) x {len(backbones)} backbone(s) x "
                          f"{len(self.config.seeds)} seed(s) = {count} teachers ({complete} complete)"
@@ -486,15 +499,16 @@ def _one_hot(labels: np.ndarray, index: FrameIndex) -> np.ndarray:
     return np.eye(index.num_classes, dtype=np.float32)[labels]
 
 
-def _read_teaching(path: Path) -> tuple[str, Selection, np.ndarray | None]:
-    record = json.loads((path / "selection.json").read_text())
-    selection = Selection(tuple(Checkpoint(s, e) for s, e in record["checkpoints"]),
-                          None if record["weights"] is None else tuple(record["weights"]), record["note"],
-                          record.get("temperature", 1.0))
-    soft = _read_soft(path)
-    if soft is None:
-        return "hard", selection, None
-    return hashlib.sha256(soft.tobytes()).hexdigest()[:20], selection, soft
+def _selection(record: dict[str, Any]) -> Selection:
+    """The selection written in a soft-labels artifact's ``selection.json``."""
+    return Selection(tuple(Checkpoint(s, e) for s, e in record["checkpoints"]),
+                     None if record["weights"] is None else tuple(record["weights"]), record["note"],
+                     record.get("temperature", 1.0))
+
+
+def _digest(soft: np.ndarray | None) -> str:
+    """What a student's key depends on: the soft labels' content, or ``hard``."""
+    return "hard" if soft is None else hashlib.sha256(soft.tobytes()).hexdigest()[:20]
 
 
 def _read_soft(path: Path) -> np.ndarray | None:

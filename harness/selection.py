@@ -19,29 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 
 from harness.history import TeacherHistory
-from harness.strategy import Teachers
+from harness.strategy import Checkpoint, Teachers
 
 
-def best_val_epoch(teachers: Teachers, seed: int, epochs: list[int] | None = None) -> int:
-    """The epoch with the best primary validation score (the earliest on ties)."""
-    history = teachers[seed]
+def best_val_epoch(history: TeacherHistory, epochs: list[int] | None = None) -> int:
+    """The epoch of ``history`` (among ``epochs`` if given) with the best primary validation score (the
+    earliest on ties)."""
     candidates = history.epochs if epochs is None else epochs
     return max(candidates, key=lambda e: (history.val_score(e), -e))
-
-
-def fit_confidence(history: TeacherHistory, epoch: int) -> float:
-    """Mean probability that the teacher after ``epoch`` gives to the true labels of its training frames."""
-    probs = np.asarray(history.train_probs(epoch), dtype=np.float64)
-    labels = history.train_labels
-    if labels.ndim == 1:
-        return float(probs[np.arange(len(labels)), labels].mean())
-    positives = labels.astype(bool)
-    if not positives.any():
-        return float("nan")
-    return float(probs[positives].mean())
 
 
 @dataclass(frozen=True)
@@ -73,7 +60,7 @@ class WindowRule:
                 raise ValueError(f"window epochs {missing} are not in teacher seed {history.seed} "
                                  f"(it has epochs {history.epochs})")
             return sorted(self.epochs)
-        confidence = {e: fit_confidence(history, e) for e in history.epochs}
+        confidence = {e: history.fit_confidence(e) for e in history.epochs}
         best_val = max(history.val_score(e) for e in history.epochs)
         inside = [e for e in history.epochs
                   if self.low <= confidence[e] <= self.high and history.val_score(e) >= self.min_val_ratio * best_val]
@@ -84,3 +71,7 @@ class WindowRule:
             return max(self.low - confidence[e], confidence[e] - self.high, 0.0)
 
         return [min(history.epochs, key=distance)]
+
+    def across_seeds(self, teachers: Teachers) -> tuple[Checkpoint, ...]:
+        """Every teacher seed's window, in seed then epoch order: the checkpoints of IESE and its variants."""
+        return tuple(Checkpoint(s, e) for s in sorted(teachers) for e in self.window(teachers[s]))

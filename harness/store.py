@@ -32,6 +32,11 @@ from harness.faults import kill_point
 
 DONE = "done.json"
 PARTIAL_PREFIX = ".partial-"
+LOCK_SUFFIX = ".lock"
+ASIDE_PREFIX = ".old-"
+"""A finished artifact being replaced is renamed to ``<ASIDE_PREFIX><name>-<pid>`` before it is removed."""
+CHECKPOINT = "checkpoint.pt"
+"""A job's training state in its work directory (:mod:`harness.checkpoint`), which a rerun resumes from."""
 
 
 class JobBusyError(SdbenchError):
@@ -84,7 +89,7 @@ class ArtifactStore:
         """
         final, work = self.path(stage, key), self.partial_path(stage, key)
         work.parent.mkdir(parents=True, exist_ok=True)
-        lock = work.with_name(work.name + ".lock")
+        lock = work.with_name(work.name + LOCK_SUFFIX)
         with _exclusive_lock(lock, f"{stage} job {key}"):
             if fresh and work.exists():
                 shutil.rmtree(work)
@@ -117,6 +122,6 @@ def _exclusive_lock(path: Path, what: str) -> Iterator[None]:
 def _remove_aside(directory: Path) -> None:
     """Remove a finished artifact that is being replaced (``--rerun all``): renamed away first, so its final
     path never holds a half-deleted directory."""
-    trash = directory.with_name(f".old-{directory.name}-{os.getpid()}")
+    trash = directory.with_name(f"{ASIDE_PREFIX}{directory.name}-{os.getpid()}")
     os.replace(directory, trash)
     shutil.rmtree(trash)

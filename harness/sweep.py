@@ -19,7 +19,7 @@ import pandas as pd
 from harness.errors import ConfigError, SdbenchError
 from harness.history import TeacherHistory
 from harness.runner import Cell, Runner
-from harness.selection import WindowRule, best_val_epoch, fit_confidence
+from harness.selection import WindowRule, best_val_epoch
 from harness.strategy import Checkpoint, Selection, Strategy, Teachers
 
 COLUMNS = ["dataset", "split", "backbone", "seed", "metric", "epoch", "teacher_train_loss", "teacher_val",
@@ -47,10 +47,7 @@ class SweepTarget:
 
 def _cell(runner: Runner, target: SweepTarget) -> Cell:
     data = runner.dataset(target.dataset)
-    reason = data.dataset.availability()
-    if reason:
-        raise ConfigError(f"dataset '{target.dataset}' is not available: {reason}")
-    data.dataset.prepare()
+    runner.ready(data, data.dataset.availability())
     split = target.split or next(iter(data.splits))
     if split not in data.splits:
         raise ConfigError(f"dataset '{target.dataset}' has no split '{split}'; it has {', '.join(data.splits)}")
@@ -72,7 +69,7 @@ def sweep(runner: Runner, target: SweepTarget, window: WindowRule) -> pd.DataFra
     teachers = {target.seed: (teacher.key, history)}
     students = {}
     for epoch in history.epochs:
-        key, digest, _, _ = runner.teaching("sweep-epoch", TeacherEpoch(epoch), target.seed, teachers,
+        key, digest, _ = runner.teaching("sweep-epoch", TeacherEpoch(epoch), target.seed, teachers,
                                             params={"epoch": epoch})
         students[epoch] = runner.student_job(cell, target.seed, key, digest, f"teacher epoch {epoch}")
     outcomes = runner.schedule(students.values())
@@ -86,14 +83,14 @@ def _table(runner: Runner, cell: Cell, target: SweepTarget, history: TeacherHist
            window: WindowRule) -> pd.DataFrame:
     metric = history.primary_metric
     inside = set(window.window(history))
-    best_val = best_val_epoch({target.seed: history}, target.seed)
+    best_val = best_val_epoch(history)
     rows = []
     for epoch, job in students.items():
         scores = json.loads((runner.store.path("student", job.key) / "metrics.json").read_text())
         rows.append({"dataset": cell.data.name, "split": cell.split.name, "backbone": cell.backbone,
                      "seed": target.seed, "metric": metric, "epoch": epoch,
                      "teacher_train_loss": history.train_loss(epoch), "teacher_val": history.val_score(epoch),
-                     "fit_confidence": fit_confidence(history, epoch), **history.diagnostics(epoch),
+                     "fit_confidence": history.fit_confidence(epoch), **history.diagnostics(epoch),
                      "student_val": scores["val"][metric], "student_test": scores["test"][metric],
                      "in_window": epoch in inside, "best_val": epoch == best_val})
     table = pd.DataFrame(rows)

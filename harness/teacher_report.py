@@ -10,40 +10,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from harness.atomic import write_text
 from harness.history import TeacherHistory
+from harness.selection import best_val_epoch
 
 TABLE_NAME = "teacher_diagnostics"
 COLUMNS = ["dataset", "split", "backbone", "seed", "epoch", "train_loss", "val_metric", "val_score",
            "best_val", "mean_max_prob", "mean_entropy", "ece"]
 
 
-def _job(done: Path) -> dict[str, Any]:
-    record = json.loads(done.read_text())
-    return record.get("job", record)
-
-
-def _split_name(split: Any) -> str:
-    """The split's name: the job config stores ``[name, train, val, test]`` or the name alone."""
-    return str(split[0] if isinstance(split, (list, tuple)) else split)
-
-
 def teacher_epochs(run_dir: Path) -> pd.DataFrame:
     """One row per finished teacher epoch of ``run_dir`` (columns ``COLUMNS``; scores are fractions)."""
     rows = []
     for done in sorted(Path(run_dir).glob("jobs/teacher/*/done.json")):
-        if not (done.parent / "history" / "history.json").is_file():
-            continue
-        job, history = _job(done), TeacherHistory(done.parent / "history")
-        best = max(history.epochs, key=lambda e: (history.val_score(e), -e)) if history.epochs else None
+        job, history = json.loads(done.read_text())["job"], TeacherHistory(done.parent / "history")
+        best = best_val_epoch(history) if history.epochs else None
         for epoch in history.epochs:
-            rows.append({"dataset": job.get("dataset", "?"), "split": _split_name(job.get("split", "?")),
-                         "backbone": job.get("backbone", "?"), "seed": job.get("seed", history.seed),
-                         "epoch": epoch, "train_loss": history.train_loss(epoch),
+            rows.append({"dataset": job["dataset"], "split": job["split"][0], "backbone": job["backbone"],
+                         "seed": job["seed"], "epoch": epoch, "train_loss": history.train_loss(epoch),
                          "val_metric": history.primary_metric, "val_score": history.val_score(epoch),
                          "best_val": epoch == best} | history.diagnostics(epoch))
     frame = pd.DataFrame(rows, columns=COLUMNS)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.plugins import get_registry
-from harness.selection import WindowRule, fit_confidence
+from harness.selection import WindowRule
 from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
 
 # Epoch:            1     2     3     4     5     6     7
@@ -44,12 +44,12 @@ def test_best_val_takes_earliest_epoch_on_ties(make_history):
 
 
 def test_fit_confidence_is_mean_probability_on_true_labels(teachers):
-    assert fit_confidence(teachers[0], 3) == pytest.approx(0.60)
+    assert teachers[0].fit_confidence(3) == pytest.approx(0.60)
 
 
 def test_fit_confidence_multiclass(make_history):
     history = make_history(0, [0.25, 0.8], [0.1, 0.2], labels=np.array([0, 2, 1, 2]), task="multiclass")
-    assert fit_confidence(history, 2) == pytest.approx(0.8)
+    assert history.fit_confidence(2) == pytest.approx(0.8)
 
 
 def test_window_is_the_confident_but_not_overconfident_epochs(teachers):

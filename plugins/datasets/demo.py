@@ -395,7 +395,8 @@ def _phase_timeline(rng: np.random.Generator, noisy: bool = True) -> tuple[np.nd
     """Per 25-fps frame: the phase mixture shown ``(T, 7)`` and the annotated phase ``(T,)``.
 
     With ``noisy``, annotated boundaries are shifted from the visual ones; without, they are the visual ones.
-    The random draws are the same either way, so the pixels do not depend on ``noisy``.
+    The shifts are drawn only when ``noisy``, so the draws that follow (distractors, and the frames drawn by
+    the caller) differ between the two.
     """
     seconds = int(rng.integers(_MIN_SECONDS, _MAX_SECONDS + 1))
     phases = [p for p in range(len(PHASES)) if p not in (0, 4, 5) or rng.random() > 0.15]
@@ -413,9 +414,9 @@ def _phase_timeline(rng: np.random.Generator, noisy: bool = True) -> tuple[np.nd
         ramp = np.linspace(0, 1, 2 * half, dtype=np.float32)[:, None]
         mixture[bound - half:bound + half] = ((1 - ramp) * np.eye(len(PHASES))[phases[i - 1]]
                                               + ramp * np.eye(len(PHASES))[phases[i]])
-        shifted = bound + int(rng.integers(-2 * ANNOTATION_FPS, 2 * ANNOTATION_FPS + 1)) if noisy else bound
         if not noisy:
             continue
+        shifted = bound + int(rng.integers(-2 * ANNOTATION_FPS, 2 * ANNOTATION_FPS + 1))
         annotated[min(bound, shifted):max(bound, shifted)] = phases[i] if shifted < bound else phases[i - 1]
     for second in np.flatnonzero(rng.random(total // ANNOTATION_FPS) < _DISTRACTOR_RATE):
         other = int(rng.integers(len(PHASES)))

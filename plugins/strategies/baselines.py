@@ -26,7 +26,7 @@ class BestVal(Strategy):
     """The checkpoint with the best validation score: the common choice of teacher."""
 
     def select(self, teachers: Teachers, seed: int) -> Selection:
-        return Selection((Checkpoint(seed, best_val_epoch(teachers, seed)),), note="best validation score")
+        return Selection((Checkpoint(seed, best_val_epoch(teachers[seed])),), note="best validation score")
 
 
 @hookimpl

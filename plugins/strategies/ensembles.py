@@ -28,22 +28,12 @@ import numpy as np
 
 from harness.calibration import fit_temperature
 from harness.plugins import hookimpl
-from harness.selection import WindowRule
 from harness.specs import StrategySpec
-from harness.strategy import Checkpoint, Selection, Strategy, Teachers
+from harness.strategy import Selection, Teachers
+from plugins.strategies.intermediate import IntermediateEpochsSeedsEnsemble
 
 
-class _SeedsWindowEnsemble(Strategy):
-    """The IESE checkpoints: every seed's window, in seed then epoch order."""
-
-    def __init__(self, **window: Any) -> None:
-        self.rule = WindowRule.from_params(**window)
-
-    def checkpoints(self, teachers: Teachers) -> tuple[Checkpoint, ...]:
-        return tuple(Checkpoint(s, e) for s in sorted(teachers) for e in self.rule.window(teachers[s]))
-
-
-class ValidationWeightedEnsemble(_SeedsWindowEnsemble):
+class ValidationWeightedEnsemble(IntermediateEpochsSeedsEnsemble):
     """Window checkpoints of all seeds, weighted by a softmax of their validation scores."""
 
     def __init__(self, tau: float = 0.02, **window: Any) -> None:
@@ -53,14 +43,14 @@ class ValidationWeightedEnsemble(_SeedsWindowEnsemble):
         self.tau = float(tau)
 
     def select(self, teachers: Teachers, seed: int) -> Selection:
-        checkpoints = self.checkpoints(teachers)
+        checkpoints = self.rule.across_seeds(teachers)
         scores = [teachers[c.seed].val_score(c.epoch) for c in checkpoints]
         weights = tuple(math.exp((score - max(scores)) / self.tau) for score in scores)
         return Selection(checkpoints, weights, note=f"all seeds, window: {self.rule.describe()}; "
                                                     f"weights exp((val - best) / {self.tau:g})")
 
 
-class SharpenedEnsemble(_SeedsWindowEnsemble):
+class SharpenedEnsemble(IntermediateEpochsSeedsEnsemble):
     """Window checkpoints of all seeds, their mean rescaled by a fixed temperature."""
 
     def __init__(self, temperature: float = 0.5, **window: Any) -> None:
@@ -70,15 +60,15 @@ class SharpenedEnsemble(_SeedsWindowEnsemble):
         self.temperature = float(temperature)
 
     def select(self, teachers: Teachers, seed: int) -> Selection:
-        return Selection(self.checkpoints(teachers), temperature=self.temperature,
+        return Selection(self.rule.across_seeds(teachers), temperature=self.temperature,
                          note=f"all seeds, window: {self.rule.describe()}; temperature {self.temperature:g}")
 
 
-class CalibratedEnsemble(_SeedsWindowEnsemble):
+class CalibratedEnsemble(IntermediateEpochsSeedsEnsemble):
     """Window checkpoints of all seeds, their mean rescaled by the temperature fitted on validation."""
 
     def select(self, teachers: Teachers, seed: int) -> Selection:
-        checkpoints = self.checkpoints(teachers)
+        checkpoints = self.rule.across_seeds(teachers)
         history = teachers[checkpoints[0].seed]
         val_probs = np.mean([np.asarray(teachers[c.seed].val_probs(c.epoch), dtype=np.float64)
                              for c in checkpoints], axis=0)

@@ -22,7 +22,7 @@ class IntermediateTeacher(_WindowStrategy):
     """The single best checkpoint (by validation score) inside the intermediate window."""
 
     def select(self, teachers: Teachers, seed: int) -> Selection:
-        epoch = best_val_epoch(teachers, seed, self.rule.window(teachers[seed]))
+        epoch = best_val_epoch(teachers[seed], self.rule.window(teachers[seed]))
         return Selection((Checkpoint(seed, epoch),), note=f"best val in window: {self.rule.describe()}")
 
 
@@ -38,8 +38,7 @@ class IntermediateEpochsSeedsEnsemble(_WindowStrategy):
     """Mean over every teacher seed of the probabilities of every checkpoint in that seed's window."""
 
     def select(self, teachers: Teachers, seed: int) -> Selection:
-        checkpoints = tuple(Checkpoint(s, e) for s in sorted(teachers) for e in self.rule.window(teachers[s]))
-        return Selection(checkpoints, note=f"all seeds, window: {self.rule.describe()}")
+        return Selection(self.rule.across_seeds(teachers), note=f"all seeds, window: {self.rule.describe()}")
 
 
 @hookimpl
