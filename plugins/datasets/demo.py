@@ -33,8 +33,8 @@ regenerated.
     on, noisy ones.
 
     Measured with timm ``test_resnet`` at 48x48, augmentation on. At the demo defaults (teacher 14 epochs,
-    student 10, batch 32, Adam 2e-3) the teachers under-fit: over 3 seeds the hard-label student scores 36.1
-    mAP and the teacher strategies score 24.8-31.3. Trained longer (teacher 24 epochs, student 16, batch 8,
+    student 10, batch 32, Adam 2e-3) the teachers under-fit: over 3 seeds the hard-label student scores 35.2
+    mAP and the teacher strategies score 23.9-30.4. Trained longer (teacher 24 epochs, student 16, batch 8,
     Adam 3e-3; ``bench run`` takes about 8 minutes instead of 3 on 2 cores), the teacher's fit confidence
     rises from 0.14 to about 0.86 and its training loss keeps falling as it fits the noisy labels. The
     student distilled from each epoch rises with the teacher and then stays on a plateau (seed 0: 0.31 mAP
@@ -65,8 +65,8 @@ regenerated.
     from the visual ones, and spans of 2-6 s labelled as a neighbouring phase (one earlier or one later in
     the canonical order) over about 30% of each video, drawn from their own random stream.
 
-    Measured like ``demo-triplets``. At the demo defaults over 3 seeds the hard-label student scores 89.4%
-    accuracy and the teacher strategies 90.9-92.5%. With the longer training, the students of single teacher
+    Measured like ``demo-triplets``. At the demo defaults over 3 seeds the hard-label student scores 89.6%
+    accuracy and the teacher strategies 91.5-92.7%. With the longer training, the students of single teacher
     epochs reach 93-95% from epoch 4 on, with dips to 85% and 90% at epochs 6 and 10 (seed 0: best teacher
     epoch 11 at 95.1%, best-val epoch 9 at 93.9%, last epoch 94.4%). The teacher's fit confidence stays at
     0.4-0.55 and its training loss near 1.0: it never memorises the noisy spans, with or without augmentation,
