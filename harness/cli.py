@@ -19,7 +19,7 @@ DEFAULT_OUT = "sdbench-runs/latest"
 def _cmd_plugins(args: argparse.Namespace) -> int:
     registry = get_registry(args.strict_plugins)
     rows = []
-    for kind in ("dataset", "backbone", "strategy", "executor"):
+    for kind in ("dataset", "backbone", "strategy", "window", "executor"):
         for name, reg in registry.all(kind).items():
             aliases = getattr(reg.spec, "aliases", {})
             description = reg.spec.description + (f" (aliases: {', '.join(aliases)})" if aliases else "")
@@ -118,14 +118,19 @@ def _cmd_new_strategy(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from harness.results import read_results, write_tables
+    from harness.regret import write_run_regret
+    from harness.results import RESULTS_FILE, read_results, write_tables
     from harness.teacher_report import write_teacher_report
 
     run_dir = Path(args.run_dir)
-    print(write_tables(read_results(run_dir), run_dir))
+    if (run_dir / RESULTS_FILE).is_file() or not any((run_dir / "sweep").glob("*.csv")):
+        print(write_tables(read_results(run_dir), run_dir))  # a directory of sweeps only has no comparison
     teachers = write_teacher_report(run_dir)
     if teachers:
         print(teachers)
+    regret = write_run_regret(run_dir, registry=get_registry(args.strict_plugins))
+    if regret:
+        print(regret)
     return 0
 
 
@@ -135,22 +140,32 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from harness.config import load_config
     from harness.progress import Progress
     from harness.runner import Runner
-    from harness.sweep import SweepTarget, sweep, sweep_name, write_sweep
-    from harness.selection import WindowRule
+    from harness.selection import strategy_window
+    from harness.sweep import SweepTarget, parse_epochs, student_seed, sweep, sweep_name, write_sweep
 
+    if args.seed is not None and args.teacher_seeds:
+        raise SdbenchError("give --seed or --seeds, not both")
+    try:
+        seeds = [int(s) for s in args.teacher_seeds.split(",")] if args.teacher_seeds else [args.seed or 0]
+    except ValueError:
+        raise SdbenchError(f"--seeds expects comma-separated integers, got '{args.teacher_seeds}'") from None
+    epochs = parse_epochs(args.epochs) if args.epochs else None
     config = load_config(args.config, _overrides(args))
     runner = Runner(config, Path(args.out), get_registry(args.strict_plugins), Progress(quiet=args.quiet))
-    target = SweepTarget(args.dataset, args.split, args.backbone or config.backbones[0], args.seed)
     try:
-        window = WindowRule.from_params(**config.strategy_params.get("iee", {}))
+        window = strategy_window(**config.strategy_params.get("iee", {}), registry=runner.registry)
     except (TypeError, ValueError) as exc:
         raise SdbenchError(f"strategy_params.iee: {exc}") from None
-    table = sweep(runner, target, window)
-    paths = write_sweep(table, Path(args.out) / "sweep", sweep_name(target, table))
-    shown = table[["epoch", "teacher_train_loss", "teacher_val", "fit_confidence", "ece", "student_test",
-                   "in_window", "best_val", "best_teacher"]]
-    print(tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".3f"))
-    print("wrote " + ", ".join(str(p) for p in paths))
+    for seed in seeds:
+        target = SweepTarget(args.dataset, args.split, args.backbone or config.backbones[0], seed)
+        table = sweep(runner, target, window, args.student_seeds, epochs)
+        paths = write_sweep(table, Path(args.out) / "sweep", sweep_name(target, table))
+        shown = table[["epoch", "teacher_train_loss", "teacher_val", "fit_confidence", "ece", "student_test",
+                       "student_test_std", "in_window", "best_val", "last", "best_teacher"]]
+        students = ", ".join(str(student_seed(seed, k)) for k in range(args.student_seeds))
+        print(f"teacher seed {seed}; students of seeds {students}; window: {window.describe()}")
+        print(tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".3f"))
+        print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -226,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", type=Path, help="YAML config whose dataset_options apply")
 
     report = commands.add_parser("report", help="rebuild the comparison tables of a run directory")
-    report.add_argument("run_dir", help="a directory written by 'bench run'")
+    report.add_argument("run_dir", help="a directory written by 'bench run' or 'bench sweep' (with sweeps, the "
+                                        "regret tables too)")
     report.set_defaults(func=_cmd_report)
 
     new_strategy = commands.add_parser("new-strategy", help="scaffold an installable strategy package that passes "
@@ -235,11 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     new_strategy.add_argument("directory", help="where to write the package (new or empty)")
     new_strategy.set_defaults(func=_cmd_new_strategy)
 
-    sweep = commands.add_parser("sweep", help="oracle: one student per teacher epoch; the teacher-epoch figure")
+    sweep = commands.add_parser("sweep", help="oracle: K students per teacher epoch; the teacher-epoch figure")
     sweep.add_argument("--dataset", required=True, help="dataset name")
     sweep.add_argument("--split", help="split or fold name (default: the dataset's first)")
     sweep.add_argument("--backbone", help="backbone (default: the config's first)")
-    sweep.add_argument("--seed", type=int, default=0, help="teacher and student seed (default 0)")
+    sweep.add_argument("--seed", type=int, help="teacher seed (default 0)")
+    sweep.add_argument("--seeds", dest="teacher_seeds", metavar="SEEDS",
+                       help="comma-separated teacher seeds, one sweep each (instead of --seed)")
+    sweep.add_argument("--student-seeds", type=int, default=3, metavar="K",
+                       help="students per teacher epoch (default 3); student k has seed teacher seed + 1000 k: "
+                            "student 0 keeps the teacher's seed, as 'bench run' students do, and is shared with them")
+    sweep.add_argument("--epochs", help="teacher epochs to sweep, e.g. 2,4,6 or 1-10 or 1-10:2 (default: all); the "
+                                        "best-validation and the last epoch are always swept (the best-val and "
+                                        "last baselines pick them)")
     sweep.add_argument("--config", type=Path, help="YAML config (fit settings; the window from strategy_params.iee)")
     sweep.add_argument("--out", default=DEFAULT_OUT, help=f"run directory, shared with 'bench run' (default: {DEFAULT_OUT})")
     sweep.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")

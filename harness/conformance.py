@@ -14,6 +14,11 @@ with valid weights; its soft labels have the shape of the training probabilities
 [0, 1] and (multi-class) rows summing to 1; it is deterministic; it does not modify the histories. A failure
 says which strategy, which check and what was wrong.
 
+Window rules have their kit too: subclass :class:`WindowRuleConformance` and set ``rule_name`` (and
+``params``); on multi-label and multi-class histories of 8, 2 and 1 epochs, constant histories and one
+without validation frames, it checks that the rule is discoverable, returns a sorted non-empty subset of the
+history's epochs, is deterministic, leaves the history untouched and describes itself.
+
 This module is also a pytest plugin (entry point ``pytest11``): it provides the fixture
 ``sdbench_teachers``, a factory of the same synthetic histories for a package's own tests.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -31,6 +37,7 @@ import pytest
 
 from harness.history import EpochRecord, HistoryWriter, TeacherHistory
 from harness.strategy import Selection, Strategy, Teachers, soft_labels
+from harness.windows import WindowRule, window_rule
 
 SCENARIOS: dict[str, tuple[str, tuple[int, ...]]] = {
     "multilabel-1-seed": ("multilabel", (0,)),
@@ -163,6 +170,84 @@ def check_no_mutation(name: str, strategy: Strategy, teachers: Teachers, seed: i
                                f"must stay read-only: {', '.join(changed)}")
 
 
+# -- window rules ----------------------------------------------------------------------------------------
+
+WINDOW_SCENARIOS: dict[str, tuple[str, str, int]] = {
+    f"{task}-{shape}": (task, shape, epochs) for task in ("multilabel", "multiclass")
+    for shape, epochs in (("8-epochs", 8), ("2-epochs", 2), ("1-epoch", 1), ("constant", 4), ("no-val", 5))
+}
+"""Window-rule scenarios: task, shape (``N-epochs`` of :func:`synthetic_teachers`; ``constant``: every epoch
+the same loss, score and probabilities; ``no-val``: no validation frames, so NaN validation NLL) and epochs."""
+
+
+def window_history(directory: Path, task: str, shape: str, epochs: int) -> TeacherHistory:
+    """One teacher history of a :data:`WINDOW_SCENARIOS` shape. Deterministic."""
+    if shape.endswith(("-epochs", "-epoch")):
+        return synthetic_teachers(directory, task, (0,), epochs)[0]
+    rng = np.random.default_rng(7)
+    train_labels, val_labels = _labels(rng, TRAIN_FRAMES, task), _labels(rng, VAL_FRAMES, task)
+    if shape == "no-val":
+        val_labels = val_labels[:0]
+    writer = HistoryWriter(Path(directory), 0, task, "score", train_labels, val_labels)
+    train_probs, val_probs = _probs(rng, train_labels, task, 2.0), _probs(rng, val_labels, task, 2.0)
+    for epoch in range(1, epochs + 1):
+        if shape == "no-val":
+            train_probs = _probs(rng, train_labels, task, 4.0 * epoch / epochs)
+        writer.add_epoch(EpochRecord(epoch, 1.0 if shape == "constant" else 1.0 / epoch,
+                                     {"score": 0.5 if shape == "constant" else 0.1 * epoch}), train_probs, val_probs)
+    return TeacherHistory(Path(directory))
+
+
+def check_window(name: str, window: Any, history: TeacherHistory) -> None:
+    """``window`` is a sorted, non-empty list of distinct epochs of ``history``."""
+    where = f"window rule '{name}', teacher seed {history.seed} with epochs {history.epochs}"
+    if not isinstance(window, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in window):
+        raise ConformanceError(f"{where}: window() returned {window!r}, expected a list of int epochs")
+    if not window:
+        raise ConformanceError(f"{where}: window() returned no epoch; a window is never empty")
+    if window != sorted(set(window)):
+        raise ConformanceError(f"{where}: window() returned {window}, expected distinct epochs in increasing order")
+    outside = [e for e in window if e not in history.epochs]
+    if outside:
+        raise ConformanceError(f"{where}: window() returned epochs {outside} that the history does not have")
+
+
+def check_window_deterministic(name: str, make_rule: Callable[[], Any], history: TeacherHistory) -> None:
+    """The same history gives the same window, from one instance and from a fresh one."""
+    rule = make_rule()
+    first, *others = [r.window(history) for r in (rule, rule, make_rule())]
+    for other in others:
+        if other != first:
+            raise ConformanceError(f"window rule '{name}': not deterministic; the same history gave {first} and "
+                                   f"then {other}")
+
+
+def check_window_no_mutation(name: str, rule: Any, history: TeacherHistory) -> None:
+    """Running the rule leaves the history files and the loaded records as they were."""
+    files, records = history_fingerprint({0: history}), copy.deepcopy(history.records)
+    rule.window(history)
+    after = history_fingerprint({0: history})
+    changed = sorted(path for path in set(files) | set(after) if files.get(path) != after.get(path))
+    changed += ["the records"] if history.records != records else []
+    if changed:
+        raise ConformanceError(f"window rule '{name}': changed the teacher history, which must stay read-only: "
+                               f"{', '.join(changed)}")
+
+
+def check_window_describes_itself(name: str, rule: Any) -> None:
+    """``describe()`` is a non-empty string and ``key()`` a JSON-serialisable mapping with the rule's name."""
+    description = rule.describe()
+    if not isinstance(description, str) or not description.strip():
+        raise ConformanceError(f"window rule '{name}': describe() returned {description!r}, expected a non-empty "
+                               "string")
+    key = rule.key()
+    try:
+        json.dumps(key, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConformanceError(f"window rule '{name}': key() returned {key!r}, which is not JSON-serialisable "
+                               f"(it is part of the soft-label cache key): {exc}") from None
+
+
 # -- the pytest side -----------------------------------------------------------------------------------
 
 
@@ -217,6 +302,47 @@ class StrategyConformance:
     def test_does_not_mutate_histories(self, teachers: Teachers) -> None:
         for seed in teachers:
             check_no_mutation(self.strategy_name, self.make_strategy(), teachers, seed)
+
+
+class WindowRuleConformance:
+    """Subclass in a test module, set ``rule_name`` (and ``params``): pytest runs every window-rule check."""
+
+    rule_name: str = ""
+    params: Mapping[str, Any] = {}
+
+    def make_rule(self) -> WindowRule:
+        return window_rule({"name": self.rule_name, **dict(self.params)})
+
+    @pytest.fixture(scope="class", params=list(WINDOW_SCENARIOS))
+    @classmethod
+    def history(cls, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TeacherHistory:
+        return window_history(tmp_path_factory.mktemp(request.param), *WINDOW_SCENARIOS[request.param])
+
+    def test_is_discoverable(self) -> None:
+        from harness.plugins import get_registry
+
+        registry = get_registry()
+        if self.rule_name not in registry.names("window"):
+            problems = "; ".join(registry.problems) or "none"
+            raise ConformanceError(f"window rule '{self.rule_name}' is not registered. Is its package installed "
+                                   f"with an 'sdbench' entry point? Registered: {registry.names('window')}. "
+                                   f"Plugin problems: {problems}")
+        rule = self.make_rule()
+        if not isinstance(rule, WindowRule):
+            raise ConformanceError(f"window rule '{self.rule_name}': its factory returned {rule!r}, expected a "
+                                   "harness.windows.WindowRule")
+
+    def test_describes_itself(self) -> None:
+        check_window_describes_itself(self.rule_name, self.make_rule())
+
+    def test_window_is_a_sorted_subset_of_the_epochs(self, history: TeacherHistory) -> None:
+        check_window(self.rule_name, self.make_rule().window(history), history)
+
+    def test_is_deterministic(self, history: TeacherHistory) -> None:
+        check_window_deterministic(self.rule_name, self.make_rule, history)
+
+    def test_does_not_mutate_the_history(self, history: TeacherHistory) -> None:
+        check_window_no_mutation(self.rule_name, self.make_rule(), history)
 
 
 @pytest.fixture

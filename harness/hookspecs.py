@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pluggy
 
-from harness.specs import BackboneSpec, DatasetSpec, ExecutorSpec, StrategySpec
+from harness.specs import BackboneSpec, DatasetSpec, ExecutorSpec, StrategySpec, WindowRuleSpec
 
 hookspec = pluggy.HookspecMarker("sdbench")
 
@@ -45,6 +45,16 @@ def sdbench_strategies() -> list[StrategySpec]:
     Each :class:`~harness.specs.StrategySpec` has a ``factory(**params) -> Strategy``. A strategy is a pure
     function of the teacher histories: it selects ``(seed, epoch)`` checkpoints and combines their
     probabilities into soft labels (see :mod:`harness.strategy`).
+    """
+
+
+@hookspec
+def sdbench_window_rules() -> list[WindowRuleSpec]:
+    """Return the window rules this plugin provides.
+
+    Each :class:`~harness.specs.WindowRuleSpec` has a unique ``name`` (what ``window:`` in a window
+    strategy's ``strategy_params`` names) and a ``factory(**params) -> WindowRule``. A rule is a pure function
+    of one teacher history that returns the epochs of its intermediate window (see :mod:`harness.windows`).
     """
 
 

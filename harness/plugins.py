@@ -20,7 +20,7 @@ import pluggy
 
 from harness import __version__, hookspecs
 from harness.errors import PluginError
-from harness.specs import BackboneSpec, DatasetSpec, ExecutorSpec, Spec, StrategySpec
+from harness.specs import BackboneSpec, DatasetSpec, ExecutorSpec, Spec, StrategySpec, WindowRuleSpec
 
 log = logging.getLogger("sdbench")
 
@@ -40,6 +40,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.strategies.baselines",
     "plugins.strategies.intermediate",
     "plugins.strategies.ensembles",
+    "plugins.strategies.literature",
+    "plugins.strategies.windows",
     "plugins.executors.local",
     "plugins.executors.ray_tasks",
     "plugins.executors.slurm",
@@ -49,6 +51,7 @@ _HOOKS: dict[str, tuple[str, type]] = {
     "dataset": ("sdbench_datasets", DatasetSpec),
     "backbone": ("sdbench_backbones", BackboneSpec),
     "strategy": ("sdbench_strategies", StrategySpec),
+    "window": ("sdbench_window_rules", WindowRuleSpec),
     "executor": ("sdbench_executors", ExecutorSpec),
 }
 
@@ -139,7 +142,7 @@ class Registry:
         return found
 
     def all(self, kind: str) -> dict[str, Registered]:
-        """Every registered spec of ``kind`` (dataset, backbone, strategy or executor), in registration order."""
+        """Every registered spec of ``kind`` (dataset, backbone, strategy, window or executor), in registration order."""
         return self._specs[kind]
 
     def names(self, kind: str) -> list[str]:

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -167,7 +167,7 @@ class Runner:
             params = self.config.strategy_params.get(name, {})
             try:
                 strategies[name] = self.registry.get("strategy", name).factory(**params)
-            except TypeError as exc:
+            except (TypeError, ConfigError) as exc:  # ConfigError: a window strategy's bad window rule
                 raise ConfigError(f"strategy_params.{name}: {exc}") from None
         return strategies
 
@@ -242,9 +242,12 @@ class Runner:
         key = job_key("teacher", config, upstream={"frames": self._frames_key(cell)}, versions=self._versions(cell))
         return cell.job("teacher", key, seed)
 
-    def _teaching_key(self, name: str, params: dict[str, Any], seed: int,
-                      teacher_keys: dict[int, str]) -> tuple[str, dict[str, Any]]:
+    def _teaching_key(self, name: str, params: dict[str, Any], seed: int, teacher_keys: dict[int, str],
+                      identity: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """The soft-label artifact key; ``identity`` is the strategy's :meth:`~Strategy.cache_identity`."""
         config = {"strategy": name, "params": params, "seed": seed}
+        if identity:
+            config["identity"] = dict(identity)
         registered = name in self.registry.names("strategy")
         versions = {"strategy": self.registry.provider("strategy", name).version if registered else __version__}
         return job_key("softlabels", config, upstream={str(s): k for s, k in teacher_keys.items()},
@@ -366,7 +369,8 @@ class Runner:
         content (``hard`` for hard labels) and the selection. ``params`` are the strategy's parameters
         (default: from the config)."""
         params = self.config.strategy_params.get(name, {}) if params is None else params
-        key, config = self._teaching_key(name, params, seed, {s: k for s, (k, _) in teachers.items()})
+        key, config = self._teaching_key(name, params, seed, {s: k for s, (k, _) in teachers.items()},
+                                         strategy.cache_identity())
         path = self.store.path("softlabels", key)
         if self.store.is_complete("softlabels", key) and self.config.rerun != "all":
             record = json.loads((path / "selection.json").read_text())

@@ -52,6 +52,18 @@ class StrategySpec:
     kind: str = field(default="strategy", init=False)
 
 
+@dataclass(frozen=True)
+class WindowRuleSpec:
+    """A window rule: which epochs of a teacher run are intermediate. ``factory(**params)`` returns a
+    :class:`harness.windows.WindowRule`.
+
+    ``params`` come from a window strategy's ``window: {name: <rule>, **params}``.
+    """
+
+    name: str
+    description: str
+    factory: Callable[..., Any]
+    kind: str = field(default="window", init=False)
 
 
 @dataclass(frozen=True)
@@ -68,4 +80,4 @@ class ExecutorSpec:
     kind: str = field(default="executor", init=False)
 
 
-Spec = DatasetSpec | BackboneSpec | StrategySpec | ExecutorSpec
+Spec = DatasetSpec | BackboneSpec | StrategySpec | WindowRuleSpec | ExecutorSpec

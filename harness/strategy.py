@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -65,7 +65,8 @@ class Selection:
 
 
 class Strategy(ABC):
-    """Subclass and implement :meth:`select`; override :meth:`combine` to combine other than by mean."""
+    """Subclass and implement :meth:`select`; override :meth:`combine` to combine other than by mean, or
+    :meth:`combine_for` when the combination depends on the task."""
 
     @abstractmethod
     def select(self, teachers: Teachers, seed: int) -> Selection:
@@ -78,6 +79,17 @@ class Strategy(ABC):
         for p, w in zip(probs, weights):
             total += w * np.asarray(p, dtype=np.float64)
         return (total / sum(weights)).astype(np.float32)
+
+    def combine_for(self, task: str, probs: Sequence[np.ndarray], weights: Sequence[float] | None) -> np.ndarray:
+        """The combination for ``task`` (``"multilabel"`` or ``"multiclass"``), which :func:`soft_labels`
+        calls: :meth:`combine` unless overridden (averaging logits, for one, needs the task)."""
+        return self.combine(probs, weights)
+
+    def cache_identity(self) -> Mapping[str, Any]:
+        """What decides this strategy's soft labels besides its name, config parameters and version, as a
+        JSON-serialisable mapping that the soft-label cache key hashes: for example the resolved window rule
+        of a window strategy, whose default may change between releases. Default: nothing."""
+        return {}
 
 
 def soft_labels(strategy: Strategy, teachers: Teachers, seed: int) -> tuple[Selection, np.ndarray | None]:
@@ -94,9 +106,9 @@ def soft_labels(strategy: Strategy, teachers: Teachers, seed: int) -> tuple[Sele
     probs = [teachers[c.seed].train_probs(c.epoch) for c in selection.checkpoints]
     if len({p.shape for p in probs}) != 1:
         raise ValueError(f"selected checkpoints have differing shapes {[p.shape for p in probs]}")
-    combined = strategy.combine(probs, selection.weights)
+    task = teachers[selection.checkpoints[0].seed].task
+    combined = strategy.combine_for(task, probs, selection.weights)
     if selection.temperature != 1.0:
-        task = teachers[selection.checkpoints[0].seed].task
         combined = apply_temperature(combined, selection.temperature, task).astype(np.float32)
     if combined.shape != probs[0].shape or not np.isfinite(combined).all():
         raise ValueError(f"{type(strategy).__name__}.combine returned an array of shape {combined.shape} "

@@ -1,9 +1,11 @@
 """The teacher-epoch figure of a sweep: what the teacher does per epoch, and what its student gets from it.
 
-Three panels over the teacher's epochs: its training loss; its validation score next to the test score of
-the student trained on its soft labels; and its soft-label diagnostics (fit confidence on its own training
-frames, mean max-probability and calibration error on the validation frames). The best-validation teacher
-is a dashed line, the best teacher (oracle) a star, and the automatic window is shaded in every panel.
+Three panels over the swept teacher epochs: its training loss; its validation score next to the test score
+of the students trained on its soft labels (their mean over the student seeds with a band of one standard
+deviation, and every seed's score as a faint dot); and its soft-label diagnostics (fit confidence on its own
+training frames, mean max-probability and calibration error on the validation frames). The best-validation
+teacher is a dashed line, the best teacher (oracle: the best mean student test score) a star, and the
+automatic window is shaded in every panel.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.atomic import write_with
+from harness.sweep import seed_columns
 
 
 def draw(table: pd.DataFrame, stem: Path) -> list[Path]:
@@ -29,7 +32,17 @@ def draw(table: pd.DataFrame, stem: Path) -> list[Path]:
     loss.plot(epochs, table["teacher_train_loss"], "o-", color="tab:gray", label="teacher training loss")
     loss.set_ylabel("training loss")
     scores.plot(epochs, 100 * table["teacher_val"], "o-", color="tab:blue", label=f"teacher validation {metric}")
-    scores.plot(epochs, 100 * table["student_test"], "s-", color="tab:red", label=f"student test {metric}")
+    seeds = seed_columns(table, "test")
+    several = len(seeds) > 1
+    scores.plot(epochs, 100 * table["student_test"], "s-", color="tab:red",
+                label=f"student test {metric}" + (f" (mean of {len(seeds)} seeds)" if several else ""))
+    if several and "student_test_std" in table:
+        low, high = table["student_test"] - table["student_test_std"], table["student_test"] + table["student_test_std"]
+        scores.fill_between(epochs, 100 * low, 100 * high, color="tab:red", alpha=0.15, linewidth=0,
+                            label="± std over student seeds")
+        for number, column in enumerate(seeds.values()):
+            scores.plot(epochs, 100 * table[column], ".", color="tab:red", alpha=0.35, markersize=5,
+                        label="one student seed" if number == 0 else None)
     best = table[table["best_teacher"]].iloc[0]
     scores.plot([best["epoch"]], [100 * best["student_test"]], "*", color="black", markersize=16,
                 label=f"best teacher (epoch {best['epoch']})")
@@ -50,7 +63,8 @@ def draw(table: pd.DataFrame, stem: Path) -> list[Path]:
         axis.legend(fontsize="small", loc="best")
         axis.grid(alpha=0.3)
     row = table.iloc[0]
-    figure.suptitle(f"{row['dataset']} / {row['split']} / {row['backbone']} / seed {row['seed']}")
+    students = f" / {len(seeds)} student seeds" if seeds else ""
+    figure.suptitle(f"{row['dataset']} / {row['split']} / {row['backbone']} / teacher seed {row['seed']}{students}")
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     for path in paths:
         write_with(path, lambda handle: figure.savefig(handle, format=path.suffix[1:], dpi=120))

@@ -14,7 +14,8 @@ import pytest
 from harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-STRATEGIES = ["hard", "last", "best-val", "it", "iee", "iese", "iese-weighted", "iese-sharpened", "iese-calibrated"]
+STRATEGIES = ["hard", "last", "best-val", "it", "iee", "iese", "iese-weighted", "iese-sharpened", "iese-calibrated",
+              "mi-checkpoint", "early-stopped", "iee-logits", "iese-logits"]
 TINY = """
 seeds: [0, 1]
 image_size: 32
@@ -131,6 +132,6 @@ def test_dry_run_lists_jobs_and_cost_without_training(finished_run: Path, tiny_c
                  "--datasets", "demo-triplets,demo-phases"]) == 0
     out = capsys.readouterr().out
     assert "teacher jobs: 4 (4 complete)" in out
-    assert "student jobs: at most 36" in out
-    # ours: 4 teachers x 3 epochs + 36 students x 1 epoch = 48; naive: 36 x (3 + 1) = 144
-    assert "training epochs: 48, against 144" in out
+    assert "student jobs: at most 52" in out  # 4 teachers x 13 built-in strategies
+    # ours: 4 teachers x 3 epochs + 52 students x 1 epoch = 64; naive: 52 x (3 + 1) = 208
+    assert "training epochs: 64, against 208" in out

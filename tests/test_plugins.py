@@ -49,7 +49,8 @@ def test_builtins_register_through_the_hooks():
     assert len(registry.names("dataset")) >= 2
     assert registry.names("backbone") == ["timm"]
     assert registry.names("strategy") == ["hard", "last", "best-val", "it", "iee", "iese", "iese-weighted",
-                                          "iese-sharpened", "iese-calibrated"]
+                                          "iese-sharpened", "iese-calibrated", "mi-checkpoint", "early-stopped",
+                                          "iee-logits", "iese-logits"]
     assert all(reg.provider.distribution == "sdbench" for reg in registry.all("strategy").values())
 
 
@@ -110,7 +111,8 @@ def test_duplicate_name_fails_naming_both_providers(site: Path):
 
 def test_unknown_name_suggests_close_ones():
     registry = Registry(entry_points=False)
-    with pytest.raises(PluginError, match=r"unknown strategy 'iees'; did you mean 'iee' or 'iese'\?.*Available: hard"):
+    with pytest.raises(PluginError, match=r"unknown strategy 'iees'; did you mean 'iee' or 'iese' or 'iee-logits'\?"
+                                          r".*Available: hard"):
         registry.get("strategy", "iees")
     with pytest.raises(PluginError, match="unknown dataset 'nope'.*Available: demo-"):
         registry.get("dataset", "nope")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.plugins import get_registry
-from harness.selection import WindowRule
+from harness.selection import window_rule
 from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
 
 # Epoch:            1     2     3     4     5     6     7
@@ -53,17 +53,17 @@ def test_fit_confidence_multiclass(make_history):
 
 
 def test_window_is_the_confident_but_not_overconfident_epochs(teachers):
-    assert WindowRule().window(teachers[0]) == [3, 4, 5]
+    assert window_rule("band").window(teachers[0]) == [3, 4, 5]
 
 
 def test_window_drops_epochs_with_poor_validation(make_history):
     history = make_history(0, CONFIDENCE, [0.10, 0.30, 0.40, 0.60, 0.59, 0.62, 0.50])
-    assert WindowRule().window(history) == [4, 5]
+    assert window_rule("band").window(history) == [4, 5]
 
 
 def test_window_falls_back_to_closest_epoch_when_empty(make_history):
     history = make_history(0, [0.90, 0.95, 0.99], [0.5, 0.6, 0.7])
-    assert WindowRule().window(history) == [1]
+    assert window_rule("band").window(history) == [1]
 
 
 def test_explicit_window_epochs(teachers):

@@ -1,14 +1,17 @@
-"""``bench sweep``: one student per teacher epoch, the figure and its CSV."""
+"""``bench sweep``: K students per teacher epoch, the figure and its CSV."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.sweep import COLUMNS
+from harness.errors import ConfigError
+from harness.sweep import COLUMNS, columns, parse_epochs, seed_columns, student_seed
 
 CONFIG = """
 image_size: 32
@@ -26,21 +29,54 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     config = directory / "config.yaml"
     config.write_text(CONFIG)
     out = directory / "run"
-    assert main(["sweep", "--dataset", "demo-triplets", "--seed", "1", "--config", str(config), "--out", str(out),
-                 "--quiet"]) == 0
+    assert main(["sweep", "--dataset", "demo-triplets", "--seed", "1", "--student-seeds", "2", "--config", str(config),
+                 "--out", str(out), "--quiet"]) == 0
     return out, "demo-triplets-default-tiny-seed1"
+
+
+def student_dirs(out: Path) -> list[Path]:
+    return [p for p in (out / "jobs" / "student").iterdir() if not p.name.startswith(".")]
+
+
+def test_student_seeds_keep_the_teacher_seed_first_then_step_by_1000() -> None:
+    assert [student_seed(1, k) for k in range(3)] == [1, 1001, 2001]
+    assert columns([1, 1001])[len(COLUMNS):] == ["student_val_seed1", "student_val_seed1001", "student_test_seed1",
+                                                 "student_test_seed1001"]
+
+
+def test_epoch_lists_and_ranges() -> None:
+    assert parse_epochs("2,4,6") == (2, 4, 6)
+    assert parse_epochs("1-10:2") == (1, 3, 5, 7, 9)
+    assert parse_epochs("8, 1-3") == (1, 2, 3, 8)
+    for bad in ("x", "3-1", "0", "1-4:0", ""):
+        with pytest.raises(ConfigError, match="--epochs"):
+            parse_epochs(bad)
 
 
 def test_sweep_writes_the_figure_and_its_csv(swept: tuple[Path, str]) -> None:
     out, name = swept
     table = pd.read_csv(out / "sweep" / f"{name}.csv")
-    assert list(table.columns) == COLUMNS
+    assert list(table.columns) == columns([1, 1001])
     assert table["epoch"].tolist() == [1, 2, 3, 4]
-    assert (table["seed"] == 1).all() and (table["metric"] == "mAP").all()
+    assert (table["seed"] == 1).all() and (table["metric"] == "mAP").all() and (table["students"] == 2).all()
+    assert table["teacher_key"].nunique() == 1
+    assert (out / "jobs" / "teacher" / table["teacher_key"].iloc[0] / "history" / "history.json").is_file()
     assert table[["teacher_val", "student_test", "student_val", "fit_confidence", "ece"]].apply(
         lambda c: c.between(0, 1)).all().all()
     assert (out / "sweep" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in (out / "sweep" / f"{name}.svg").read_bytes()[:400]
+
+
+def test_mean_and_std_are_those_of_the_seed_columns(swept: tuple[Path, str]) -> None:
+    out, name = swept
+    table = pd.read_csv(out / "sweep" / f"{name}.csv")
+    for part in ("val", "test"):
+        seeds = table[list(seed_columns(table, part).values())]
+        assert list(seed_columns(table, part)) == [1, 1001]
+        np.testing.assert_allclose(table[f"student_{part}"], seeds.mean(axis=1), rtol=1e-5)
+        np.testing.assert_allclose(table[f"student_{part}_std"], seeds.std(axis=1, ddof=1), rtol=1e-4, atol=1e-6)
+    # the second student really trained with its own seed
+    assert not np.allclose(table["student_test_seed1"], table["student_test_seed1001"])
 
 
 def test_marked_teachers_and_window_agree_with_the_data(swept: tuple[Path, str]) -> None:
@@ -50,6 +86,7 @@ def test_marked_teachers_and_window_agree_with_the_data(swept: tuple[Path, str])
     best_val = table.loc[table["best_val"], "epoch"].item()
     assert best_val == table.loc[table["teacher_val"] == table["teacher_val"].max(), "epoch"].min()
     assert table.loc[table["best_teacher"], "student_test"].item() == table["student_test"].max()
+    assert table.loc[table["last"], "epoch"].tolist() == [4]
     assert table.loc[table["in_window"], "epoch"].tolist() == [2, 3]
 
 
@@ -57,16 +94,47 @@ def test_sweep_students_are_run_jobs_and_a_second_sweep_trains_nothing(swept: tu
                                                                        capsys: pytest.CaptureFixture) -> None:
     out, _ = swept
     assert len(list((out / "jobs" / "teacher").iterdir())) == 1
-    assert len([p for p in (out / "jobs" / "student").iterdir() if not p.name.startswith(".")]) == 4
+    students = student_dirs(out)
+    assert len(students) == 8
+    seeds = sorted(json.loads((p / "done.json").read_text())["job"]["job"]["seed"] for p in students)
+    assert seeds == [1] * 4 + [1001] * 4
     config = out.parent / "config.yaml"
     capsys.readouterr()
-    assert main(["sweep", "--dataset", "demo-triplets", "--seed", "1", "--config", str(config), "--out", str(out)]) == 0
+    assert main(["sweep", "--dataset", "demo-triplets", "--seed", "1", "--student-seeds", "2", "--config", str(config),
+                 "--out", str(out)]) == 0
     assert "teacher demo-triplets" not in capsys.readouterr().err
 
 
-def test_sweep_of_an_unknown_split_names_the_available_ones(swept: tuple[Path, str],
-                                                            capsys: pytest.CaptureFixture) -> None:
+def test_sweep_of_an_unknown_split_or_epoch_names_the_available_ones(swept: tuple[Path, str],
+                                                                     capsys: pytest.CaptureFixture) -> None:
     out, _ = swept
-    assert main(["sweep", "--dataset", "demo-triplets", "--split", "nope", "--out", str(out),
-                 "--config", str(out.parent / "config.yaml")]) == 2
+    config = str(out.parent / "config.yaml")
+    assert main(["sweep", "--dataset", "demo-triplets", "--split", "nope", "--out", str(out), "--config", config]) == 2
     assert "has no split 'nope'; it has default" in capsys.readouterr().err
+    assert main(["sweep", "--dataset", "demo-triplets", "--seed", "1", "--epochs", "9", "--out", str(out),
+                 "--config", config]) == 2
+    assert "[9] are not epochs of the teacher (it has epochs [1, 2, 3, 4])" in capsys.readouterr().err
+    assert main(["sweep", "--dataset", "demo-triplets", "--seed", "1", "--seeds", "1,2", "--out", str(out),
+                 "--config", config]) == 2
+    assert "--seed or --seeds" in capsys.readouterr().err
+
+
+def test_an_epoch_subset_keeps_best_val_and_last_and_reuses_student_zero(swept: tuple[Path, str],
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    out, name = swept
+    full = pd.read_csv(out / "sweep" / f"{name}.csv")
+    best_val = full.loc[full["best_val"], "epoch"].item()
+    capsys.readouterr()
+    assert main(["sweep", "--dataset", "demo-triplets", "--seeds", "1", "--epochs", "2", "--student-seeds", "1",
+                 "--config", str(out.parent / "config.yaml"), "--out", str(out)]) == 0
+    assert "student demo-triplets" not in capsys.readouterr().err  # student 0 of every epoch is already trained
+    assert len(student_dirs(out)) == 8
+    table = pd.read_csv(out / "sweep" / f"{name}.csv")
+    assert list(table.columns) == columns([1])
+    assert table["epoch"].tolist() == sorted({2, best_val, 4})
+    assert table["best_val"].sum() == 1 and table.loc[table["last"], "epoch"].tolist() == [4]
+    assert (table["student_test_std"] == 0).all()
+    np.testing.assert_allclose(table["student_test"], table["student_test_seed1"])
+    np.testing.assert_allclose(table["student_test"], full.set_index("epoch").loc[table["epoch"], "student_test_seed1"],
+                               rtol=1e-5)
+    assert (out / "sweep" / f"{name}.png").is_file()

@@ -1,10 +1,10 @@
 """Ensembles of the intermediate window with a twist: weighted by validation score, sharpened by a fixed
 temperature, or calibrated by a temperature fitted on the validation frames.
 
-All three start from the IESE checkpoints (every seed's intermediate window, chosen by
-:mod:`harness.selection`, whose parameters ``low``, ``high``, ``min_val_ratio`` and ``epochs`` they
-accept too) and stay pure functions of the teacher histories. Their own parameters come from
-``strategy_params.<name>`` in the config:
+All three start from the IESE checkpoints (every seed's intermediate window, chosen by the window rule of
+their ``window`` parameter, or the legacy ``low``, ``high``, ``min_val_ratio`` and ``epochs``, as for IESE:
+see :mod:`plugins.strategies.intermediate`) and stay pure functions of the teacher histories. Their own
+parameters come from ``strategy_params.<name>`` in the config:
 
 ``iese-weighted`` (``tau``, default 0.02)
     Checkpoint weights ``exp((val - best_val) / tau)``, ``val`` being the checkpoint's primary validation

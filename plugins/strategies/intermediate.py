@@ -1,21 +1,29 @@
 """The paper's strategies: intermediate teacher (IT) and intermediate ensembles across epochs (IEE) and
-across epochs and seeds (IESE). The window is chosen by :mod:`harness.selection`; its parameters
-(``low``, ``high``, ``min_val_ratio``, ``epochs``) come from ``strategy_params.<name>`` in the config.
+across epochs and seeds (IESE). The window is chosen by a window rule (:mod:`harness.windows`, the built-in
+rules in :mod:`plugins.strategies.windows`): ``strategy_params.<name>.window`` names it (``window: val-nll``)
+or gives it with parameters (``window: {name: band, low: 0.4}``); without it, the legacy flat parameters
+``low``, ``high``, ``min_val_ratio`` (the ``band`` rule) or ``epochs`` (the ``epochs`` rule) still work, and
+with none of them the rule is :data:`harness.windows.DEFAULT_WINDOW`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from harness.plugins import hookimpl
-from harness.selection import WindowRule, best_val_epoch
+from harness.selection import best_val_epoch, strategy_window
 from harness.specs import StrategySpec
 from harness.strategy import Checkpoint, Selection, Strategy, Teachers
 
 
 class _WindowStrategy(Strategy):
-    def __init__(self, **params: Any) -> None:
-        self.rule = WindowRule.from_params(**params)
+    def __init__(self, window: str | Mapping[str, Any] | None = None, *, low: float | None = None,
+                 high: float | None = None, min_val_ratio: float | None = None,
+                 epochs: Sequence[int] | None = None) -> None:
+        self.rule = strategy_window(window, low=low, high=high, min_val_ratio=min_val_ratio, epochs=epochs)
+
+    def cache_identity(self) -> Mapping[str, Any]:
+        return {"window": self.rule.key()}
 
 
 class IntermediateTeacher(_WindowStrategy):
