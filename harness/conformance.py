@@ -248,6 +248,17 @@ def check_window_describes_itself(name: str, rule: Any) -> None:
                                f"(it is part of the soft-label cache key): {exc}") from None
 
 
+def check_registered(kind: str, name: str, label: str | None = None) -> None:
+    """``name`` is registered as a plugin of ``kind``; the error lists what is registered and the plugin problems."""
+    from harness.plugins import get_registry
+
+    registry = get_registry()
+    if name not in registry.names(kind):
+        problems = "; ".join(registry.problems) or "none"
+        raise ConformanceError(f"{label or kind} '{name}' is not registered. Is its package installed with an "
+                               f"'sdbench' entry point? Registered: {registry.names(kind)}. Plugin problems: {problems}")
+
+
 # -- the pytest side -----------------------------------------------------------------------------------
 
 
@@ -269,14 +280,7 @@ class StrategyConformance:
         return synthetic_teachers(tmp_path_factory.mktemp(request.param), task, seeds)
 
     def test_is_discoverable(self) -> None:
-        from harness.plugins import get_registry
-
-        registry = get_registry()
-        if self.strategy_name not in registry.names("strategy"):
-            problems = "; ".join(registry.problems) or "none"
-            raise ConformanceError(f"strategy '{self.strategy_name}' is not registered. Is its package installed "
-                                   f"with an 'sdbench' entry point? Registered: {registry.names('strategy')}. "
-                                   f"Plugin problems: {problems}")
+        check_registered("strategy", self.strategy_name)
         strategy = self.make_strategy()
         if not isinstance(strategy, Strategy):
             raise ConformanceError(f"strategy '{self.strategy_name}': its factory returned {strategy!r}, expected "
@@ -319,14 +323,7 @@ class WindowRuleConformance:
         return window_history(tmp_path_factory.mktemp(request.param), *WINDOW_SCENARIOS[request.param])
 
     def test_is_discoverable(self) -> None:
-        from harness.plugins import get_registry
-
-        registry = get_registry()
-        if self.rule_name not in registry.names("window"):
-            problems = "; ".join(registry.problems) or "none"
-            raise ConformanceError(f"window rule '{self.rule_name}' is not registered. Is its package installed "
-                                   f"with an 'sdbench' entry point? Registered: {registry.names('window')}. "
-                                   f"Plugin problems: {problems}")
+        check_registered("window", self.rule_name, "window rule")
         rule = self.make_rule()
         if not isinstance(rule, WindowRule):
             raise ConformanceError(f"window rule '{self.rule_name}': its factory returned {rule!r}, expected a "

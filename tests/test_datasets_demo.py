@@ -98,8 +98,8 @@ def test_phase_index_and_frames_match_labels(phases: demo.DemoPhases, tmp_path: 
         assert video.labels.min() >= 0 and video.labels.max() < len(PHASES)
         frames = store.frames(phases.name, phases.fingerprint(), video, 48)
         assert frames.shape == (len(video), 48, 48, 3)
-    first = index.videos["video01"].labels
-    assert first[0] in (0, 1) and first[-1] in (5, 6)
+    clean = index.videos[phases.splits()[0].test[0]].labels  # test videos carry the consensus annotation
+    assert clean[0] in (0, 1) and clean[-1] in (5, 6)
 
 
 @pytest.mark.parametrize("cls", [demo.DemoTriplets, demo.DemoPhases])
@@ -236,3 +236,14 @@ def test_cholec80_rejects_a_bad_header(tmp_path: Path) -> None:
     cholec80_tree(tmp_path, ["0\tPreparation"])
     with pytest.raises(DataError, match=r"video01-phase.txt, line 1: expected the header"):
         read_cholec80(tmp_path)
+
+
+def test_phase_annotator_noise_relabels_whole_seconds_as_other_phases() -> None:
+    true = np.repeat(np.arange(2000) % len(PHASES), demo.ANNOTATION_FPS)
+    annotated = true.copy()
+    demo._phase_annotator_noise(np.random.default_rng(0), annotated)
+    per_second = annotated.reshape(-1, demo.ANNOTATION_FPS)
+    assert (per_second == per_second[:, :1]).all()  # one label per second: per sampled frame at 1 fps
+    changed = per_second[:, 0] != true[::demo.ANNOTATION_FPS]
+    assert abs(changed.mean() - demo._PHASE_ERROR_RATE) < 0.03
+    assert set(np.unique(per_second[changed, 0] - true[::demo.ANNOTATION_FPS][changed]) % len(PHASES)) == set(range(1, 7))
