@@ -108,7 +108,7 @@ def main() -> int:
             teachers = {}
             for seed in config.seeds:
                 target = SweepTarget(dataset, split, backbone, seed)
-                table = sweep(runner, target, window, args.student_seeds, epochs)
+                table = sweep(runner, target, window, args.student_seeds, epochs, rules.values())
                 write_sweep(table, args.out / "sweep", sweep_name(target, table))
                 key = table["teacher_key"].iloc[0]
                 teachers[seed] = (key, TeacherHistory(runner.store.path("teacher", key) / "history"))

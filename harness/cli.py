@@ -139,6 +139,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     from harness.config import load_config
     from harness.progress import Progress
+    from harness.regret import registered_rules
     from harness.runner import Runner
     from harness.selection import strategy_window
     from harness.sweep import SweepTarget, parse_epochs, student_seed, sweep, sweep_name, write_sweep
@@ -156,9 +157,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         window = strategy_window(**config.strategy_params.get("iee", {}), registry=runner.registry)
     except (TypeError, ValueError) as exc:
         raise SdbenchError(f"strategy_params.iee: {exc}") from None
+    rules = list(registered_rules(runner.registry).values())
     for seed in seeds:
         target = SweepTarget(args.dataset, args.split, args.backbone or config.backbones[0], seed)
-        table = sweep(runner, target, window, args.student_seeds, epochs)
+        table = sweep(runner, target, window, args.student_seeds, epochs, rules)
         paths = write_sweep(table, Path(args.out) / "sweep", sweep_name(target, table))
         shown = table[["epoch", "teacher_train_loss", "teacher_val", "fit_confidence", "ece", "student_test",
                        "student_test_std", "in_window", "best_val", "last", "best_teacher"]]
@@ -262,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="students per teacher epoch (default 3); student k has seed teacher seed + 1000 k: "
                             "student 0 keeps the teacher's seed, as 'bench run' students do, and is shared with them")
     sweep.add_argument("--epochs", help="teacher epochs to sweep, e.g. 2,4,6 or 1-10 or 1-10:2 (default: all); the "
-                                        "best-validation and the last epoch are always swept (the best-val and "
-                                        "last baselines pick them)")
+                                        "best-validation and the last epoch, and the epoch each window rule picks, "
+                                        "are always swept (what the baselines and rules choose)")
     sweep.add_argument("--config", type=Path, help="YAML config (fit settings; the window from strategy_params.iee)")
     sweep.add_argument("--out", default=DEFAULT_OUT, help=f"run directory, shared with 'bench run' (default: {DEFAULT_OUT})")
     sweep.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")

@@ -23,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import pandas as pd
 
@@ -106,22 +106,27 @@ def _cell(runner: Runner, target: SweepTarget) -> Cell:
     return runner.cell(target.dataset, split, target.backbone)
 
 
-def swept_epochs(history: TeacherHistory, epochs: Sequence[int] | None = None) -> list[int]:
-    """``epochs`` (default: all of them) plus the best-validation and the last epoch of ``history``."""
+def swept_epochs(history: TeacherHistory, epochs: Sequence[int] | None = None,
+                 rules: Iterable[Any] = ()) -> list[int]:
+    """``epochs`` (default: all of them) plus the best-validation and the last epoch of ``history`` and the
+    ``it`` choice (the best-validation epoch in the window) of every rule in ``rules``: the epochs that the
+    baselines and the rules pick, so that their regret never misses for want of a swept epoch."""
     if epochs is None:
         return list(history.epochs)
     unknown = sorted(set(epochs) - set(history.epochs))
     if unknown:
         raise ConfigError(f"--epochs {unknown} are not epochs of the teacher (it has epochs {history.epochs})")
-    return sorted(set(epochs) | {best_val_epoch(history), history.epochs[-1]})
+    chosen = {best_val_epoch(history, rule.window(history)) for rule in rules}
+    return sorted(set(epochs) | {best_val_epoch(history), history.epochs[-1]} | chosen)
 
 
 def sweep(runner: Runner, target: SweepTarget, window, student_seeds: int = DEFAULT_STUDENT_SEEDS,
-          epochs: Sequence[int] | None = None) -> pd.DataFrame:
+          epochs: Sequence[int] | None = None, rules: Iterable[Any] = ()) -> pd.DataFrame:
     """Train what is missing and return the sweep's table (columns :func:`columns`, scores as fractions).
 
     ``window`` is anything with a ``window(history) -> list[int]`` method (a window rule); its epochs are
-    marked ``in_window``."""
+    marked ``in_window``. With an ``epochs`` subset, the choices of ``window`` and of every rule in ``rules``
+    are swept too (see :func:`swept_epochs`)."""
     if student_seeds < 1:
         raise ConfigError(f"--student-seeds must be >= 1, got {student_seeds}")
     cell = _cell(runner, target)
@@ -137,7 +142,7 @@ def sweep(runner: Runner, target: SweepTarget, window, student_seeds: int = DEFA
     teachers = {target.seed: (teacher.key, history)}
     seeds = [student_seed(target.seed, k) for k in range(student_seeds)]
     students = {}
-    for epoch in swept_epochs(history, epochs):
+    for epoch in swept_epochs(history, epochs, [window, *rules]):
         # The soft labels are the teacher's (keyed by its seed), whichever student seed learns from them.
         key, digest, _ = runner.teaching("sweep-epoch", TeacherEpoch(epoch), target.seed, teachers,
                                             params={"epoch": epoch})

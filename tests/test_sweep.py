@@ -11,6 +11,9 @@ import pytest
 
 from harness.cli import main
 from harness.errors import ConfigError
+from harness.history import TeacherHistory
+from harness.regret import registered_rules
+from harness.selection import best_val_epoch
 from harness.sweep import COLUMNS, columns, parse_epochs, seed_columns, student_seed
 
 CONFIG = """
@@ -131,10 +134,24 @@ def test_an_epoch_subset_keeps_best_val_and_last_and_reuses_student_zero(swept: 
     assert len(student_dirs(out)) == 8
     table = pd.read_csv(out / "sweep" / f"{name}.csv")
     assert list(table.columns) == columns([1])
-    assert table["epoch"].tolist() == sorted({2, best_val, 4})
+    history = TeacherHistory(out / "jobs" / "teacher" / table["teacher_key"].iloc[0] / "history")
+    picked = {best_val_epoch(history, rule.window(history)) for rule in registered_rules().values()}
+    assert table["epoch"].tolist() == sorted({2, best_val, 4} | picked)
     assert table["best_val"].sum() == 1 and table.loc[table["last"], "epoch"].tolist() == [4]
     assert (table["student_test_std"] == 0).all()
     np.testing.assert_allclose(table["student_test"], table["student_test_seed1"])
     np.testing.assert_allclose(table["student_test"], full.set_index("epoch").loc[table["epoch"], "student_test_seed1"],
                                rtol=1e-5)
     assert (out / "sweep" / f"{name}.png").is_file()
+
+
+def test_an_epoch_subset_always_keeps_what_the_baselines_and_rules_pick(tmp_path: Path):
+    from harness.conformance import synthetic_teachers
+    from harness.selection import best_val_epoch, window_rule
+    from harness.sweep import swept_epochs
+
+    history = synthetic_teachers(tmp_path, "multiclass", (0,))[0]
+    rule = window_rule({"name": "epochs", "epochs": [3, 6]})
+    chosen = best_val_epoch(history, [3, 6])
+    assert swept_epochs(history, [1], [rule]) == sorted({1, chosen, best_val_epoch(history), 8})
+    assert swept_epochs(history, None, [rule]) == list(range(1, 9))
