@@ -33,7 +33,7 @@ def expected_soft(labels: np.ndarray, true_prob: float) -> np.ndarray:
 
 
 def test_weighted_ensemble_weights_by_softmax_of_validation_scores(teachers):
-    selection, soft = soft_labels(strategy("iese-weighted", tau=0.01), teachers, 0)
+    selection, soft = soft_labels(strategy("iese-weighted", tau=0.01, window="band"), teachers, 0)
     assert selection.checkpoints == WINDOW
     # exp((val - 0.60) / 0.01) per checkpoint: seed 0 e^-2, 1, e^-1; seed 1 e^-1, 1, e^-2
     np.testing.assert_allclose(selection.weights, [math.exp(-2), 1, math.exp(-1), math.exp(-1), 1, math.exp(-2)])
@@ -42,12 +42,12 @@ def test_weighted_ensemble_weights_by_softmax_of_validation_scores(teachers):
 
 
 def test_weighted_ensemble_with_large_tau_is_the_plain_mean(teachers):
-    _, soft = soft_labels(strategy("iese-weighted", tau=1e6), teachers, 0)
+    _, soft = soft_labels(strategy("iese-weighted", tau=1e6, window="band"), teachers, 0)
     np.testing.assert_allclose(soft, expected_soft(teachers[0].train_labels, 0.7), rtol=1e-5)
 
 
 def test_sharpened_ensemble_squares_the_odds_at_temperature_one_half(teachers):
-    selection, soft = soft_labels(strategy("iese-sharpened"), teachers, 1)
+    selection, soft = soft_labels(strategy("iese-sharpened", window="band"), teachers, 1)
     assert selection.checkpoints == WINDOW and selection.temperature == 0.5
     assert selection.describe().endswith("T=0.5")
     # IESE mean 0.7 on true labels; sigmoid(logit(0.7) / 0.5) = 0.49 / (0.49 + 0.09)

@@ -299,8 +299,8 @@ def test_iese_logits_spans_the_seeds_of_iese(make_history):
     # 0.6, 0.7, 0.8 (seed 0) and 0.8, 0.7, 0.6 (seed 1)
     confidence, val = [0.30, 0.45, 0.60, 0.70, 0.80, 0.90, 0.95], [0.10, 0.30, 0.58, 0.60, 0.59, 0.62, 0.50]
     teachers = {0: make_history(0, confidence, val), 1: make_history(1, confidence[::-1], val[::-1])}
-    selection, soft = soft_labels(strategy("iese-logits"), teachers, 0)
-    assert selection.checkpoints == strategy("iese").select(teachers, 0).checkpoints
+    selection, soft = soft_labels(strategy("iese-logits", window="band"), teachers, 0)
+    assert selection.checkpoints == strategy("iese", window="band").select(teachers, 0).checkpoints
     assert selection.checkpoints == tuple(Checkpoint(s, e) for s in (0, 1) for e in (3, 4, 5))
     true_prob = sigmoid((logit(0.6) + logit(0.7) + logit(0.8)) / 3)
     labels = teachers[0].train_labels

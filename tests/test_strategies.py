@@ -78,11 +78,11 @@ def test_invalid_window_bounds_are_rejected():
 
 
 def test_it_takes_best_validation_inside_window(teachers):
-    assert strategy("it").select(teachers, 0).checkpoints == (Checkpoint(0, 4),)
+    assert strategy("it", window="band").select(teachers, 0).checkpoints == (Checkpoint(0, 4),)
 
 
 def test_iee_averages_window_probabilities(teachers):
-    selection, soft = soft_labels(strategy("iee"), teachers, 0)
+    selection, soft = soft_labels(strategy("iee", window="band"), teachers, 0)
     assert selection.checkpoints == (Checkpoint(0, 3), Checkpoint(0, 4), Checkpoint(0, 5))
     labels = teachers[0].train_labels
     expected_true = np.mean([0.6, 0.7, 0.8])
@@ -92,12 +92,12 @@ def test_iee_averages_window_probabilities(teachers):
 def test_iese_spans_all_seeds(teachers):
     # Seed 1's confidences are reversed: 0.95 0.90 0.80 0.70 0.60 0.45 0.30 -> window epochs 3, 4, 5 too,
     # whose validation scores (0.59, 0.60, 0.58) pass the 0.9 x 0.62 bar.
-    selection, soft = soft_labels(strategy("iese"), teachers, 0)
+    selection, soft = soft_labels(strategy("iese", window="band"), teachers, 0)
     assert selection.checkpoints == tuple(Checkpoint(s, e) for s in (0, 1) for e in (3, 4, 5))
     labels = teachers[0].train_labels
     expected_true = np.mean([0.6, 0.7, 0.8, 0.8, 0.7, 0.6])
     np.testing.assert_allclose(soft, np.where(labels == 1, expected_true, 1 - expected_true), rtol=1e-6)
-    assert strategy("iese").select(teachers, 1) == selection
+    assert strategy("iese", window="band").select(teachers, 1) == selection
 
 
 def test_weighted_combination_is_a_weighted_mean_of_probabilities(teachers):

@@ -155,9 +155,13 @@ def test_short_runs(tmp_path: Path, name: str, epochs: int):
     check_window(name, window, history)
 
 
-def test_band_is_the_original_rule_and_the_default(noisy):
-    assert DEFAULT_WINDOW == windows.DEFAULT_WINDOW == "band"
-    rule = window_rule()
+def test_the_default_is_the_rule_chosen_by_measured_regret():
+    assert DEFAULT_WINDOW == windows.DEFAULT_WINDOW == "loss-knee"
+    assert window_rule().name == "loss-knee"
+
+
+def test_band_is_the_original_rule(noisy):
+    rule = window_rule("band")
     assert rule.name == "band" and rule.params() == {"low": 0.5, "high": 0.85, "min_val_ratio": 0.9}
     assert rule.describe() == "band: fit confidence in [0.5, 0.85], val >= 0.9 x best"
 
@@ -249,6 +253,7 @@ def test_soft_label_key_changes_with_the_default_rule_and_a_rule_version(tmp_pat
     def key(name: str = "iee", **params) -> str:
         return runner.teaching(name, strategy(name, **params), 0, teachers, params=params)[0]
 
+    monkeypatch.setattr(windows, "DEFAULT_WINDOW", "band")
     band = key()
     assert key() == band  # reused, not recomputed
     assert key(window="band") != band  # other config parameters, same soft labels: another key

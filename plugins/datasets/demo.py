@@ -32,7 +32,8 @@ regenerated.
     Scores on the test videos are therefore against clean labels, while teachers fit, and best-val selects
     on, noisy ones.
 
-    Measured with timm ``test_resnet`` at 48x48, augmentation on. At the demo defaults (teacher 14 epochs,
+    Measured with timm ``test_resnet`` at 48x48, augmentation on, before issue 11 changed the defaults (the
+    current ones are measured in the README). At the then defaults (teacher 14 epochs,
     student 10, batch 32, Adam 2e-3) the teachers under-fit: over 3 seeds the hard-label student scores 35.2
     mAP and the teacher strategies score 23.9-30.4. Trained longer (teacher 24 epochs, student 16, batch 8,
     Adam 3e-3; ``bench run`` takes about 8 minutes instead of 3 on 2 cores), the teacher's fit confidence
