@@ -70,10 +70,17 @@ regenerated.
     sampled frames) labelled as a phase drawn uniformly from the six others. A teacher that fits these
     labels has to memorise them frame by frame, which is the mechanism by which late checkpoints teach worse.
 
-    Measured at the demo defaults (no augmentation, teacher 10 epochs, student 12, batch 32) and with a
-    longer recipe: see the README's regret table and the closing notes of issue 11. Generator 10 replaced
-    generator 9's noise (spans of 2-6 s labelled as a neighbouring phase), which the tiny teacher never
-    memorised (fit confidence 0.4-0.55 with or without augmentation), so it never passed it on.
+    Measured at the demo defaults (no augmentation, teacher 10 epochs, student 12, batch 32, 2026-12-01):
+    the teacher's training loss falls from 1.7 to about 0.9, below the 1.39 of a model that predicts the
+    clean phase and ignores the noise, and its fit confidence rises to about 0.5. The students of its
+    epochs 4-5 score about 82-85%, those of epoch 10 up to 5 points less, and the hard-label student 73-75%.
+    Over 6 seeds ``iee`` beats ``best-val`` by 2.0 points and ``iese`` by 9.0 (sign-flip p = 0.031 each).
+    Two generators came before: generator 9 (spans of 2-6 s labelled as a neighbouring phase) and
+    generator 10 (this noise and clutter, but the full colour palette). The tiny teacher memorised neither:
+    its fit confidence stayed at 0.4-0.5 after 12-20 epochs, with or without augmentation, because a
+    clean signal that is learnt with confidence within 3 epochs leaves the noisy labels unfitted. A
+    look-alike measured this at 0.30 of the palette against the full palette: fit confidence 0.59 against
+    0.43 after 12 epochs.
 """
 
 from __future__ import annotations
