@@ -8,21 +8,23 @@ third-party plugin's included.
 
 For every dataset and every teacher seed of the config (first backbone), the sweep of ``bench sweep``
 trains the teacher and K students per swept teacher epoch (student seeds teacher seed + 1000 k; with
-``--epochs`` only those epochs, plus the best-validation and the last one). The oracle of a sweep is the
-epoch whose students have the best mean test score. Then, without training anything, every registered
-window rule (with its default parameters; plus the config's window, ``strategy_params.iee``, when it sets
-one) is scored by its ``it`` choice, the best-validation epoch inside its window, next to the baselines
-``best-val`` and ``last``: regret = oracle mean minus the mean student test score of the chosen epoch, in
-points, with a 95% bootstrap interval over the student seeds; a choice whose epoch was not swept is
-reported missing. ``--strategies`` also trains the named strategies' students with the same K student
-seeds (teachers shared with the sweep) and scores them against the same oracle; an ensemble can have a
-negative regret (it beat every single teacher). Definitions and intervals: :mod:`harness.regret`.
+``--epochs`` only those epochs, plus the best-validation and the last one and the epoch each compared rule
+picks). The oracle of a sweep is the epoch whose students have the best mean test score. Then, without
+training anything, every registered window rule (with its default parameters; plus the config's window,
+``strategy_params.iee``, when it sets one) is scored by its ``it`` choice, the best-validation epoch
+inside its window, next to the baselines ``best-val`` and ``last``: regret = oracle mean minus the mean
+student test score of the chosen epoch, in points, with a 95% bootstrap interval over the student seeds; a
+choice whose epoch was not swept is reported missing. ``--strategies`` also trains the named strategies'
+students with the same K student seeds (teachers shared with the sweep) and scores them against the same
+oracle; an ensemble can have a negative regret (it beat every single teacher). Definitions and intervals:
+:mod:`harness.regret`.
 
 It prints the per-(dataset, split, teacher seed) regrets and the rule x dataset table (mean over splits
 and teacher seeds +- 95% t-interval, and the mean over datasets; lower is better), and writes them as
 ``window_regret.csv`` (per sweep), ``window_regret_summary.csv`` (rule x dataset) and ``window_regret.md``
 into ``--out``, next to the sweeps (``sweep/``). ``--out`` is an ordinary run directory: ``bench report``
-rebuilds the rule and baseline tables (``regret.*``, without the strategies) from its sweeps.
+rebuilds the rule and baseline tables (``regret.*``, without the strategies and the config's window) from
+its sweeps.
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ import json
 import sys
 from pathlib import Path
 
-from harness.config import load_config
+from harness.config import RunConfig, load_config
 from harness.errors import SdbenchError
 from harness.history import TeacherHistory
-from harness.plugins import get_registry
+from harness.plugins import Registry, get_registry
 from harness.progress import Progress
 from harness.regret import BASELINES, regret_table, registered_rules, write_regret
-from harness.runner import Runner
-from harness.selection import strategy_window
+from harness.runner import Cell, Runner
+from harness.selection import WindowRule, strategy_window
 from harness.sweep import SweepTarget, parse_epochs, student_seed, sweep, sweep_name, write_sweep
 
 ROOT = Path(__file__).resolve().parent
@@ -47,7 +49,7 @@ DATASETS = "demo-triplets,demo-phases"
 NAME = "window_regret"
 
 
-def rules_to_compare(config, registry) -> tuple[dict, object]:
+def rules_to_compare(config: RunConfig, registry: Registry) -> tuple[dict[str, WindowRule], WindowRule]:
     """Every registered window rule (default parameters), plus the config's sweep window when it is another
     one; and that sweep window (``strategy_params.iee``), which the sweep tables mark."""
     rules = registered_rules(registry)
@@ -58,7 +60,8 @@ def rules_to_compare(config, registry) -> tuple[dict, object]:
     return rules, window
 
 
-def strategy_students(runner: Runner, cell, teachers: dict, student_seeds: int) -> dict[int, dict]:
+def strategy_students(runner: Runner, cell: Cell, teachers: dict[int, tuple[str, TeacherHistory]],
+                      student_seeds: int) -> dict[int, dict[str, dict[int, float]]]:
     """Train (or reuse) the students of the config's strategies for every teacher seed of ``cell`` with the
     sweep's student seeds; their test scores by teacher seed, strategy and student seed."""
     metric = cell.data.dataset.primary_metric

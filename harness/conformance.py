@@ -241,6 +241,9 @@ def check_window_describes_itself(name: str, rule: Any) -> None:
         raise ConformanceError(f"window rule '{name}': describe() returned {description!r}, expected a non-empty "
                                "string")
     key = rule.key()
+    if not isinstance(key, Mapping) or not isinstance(key.get("name"), str) or not key["name"]:
+        raise ConformanceError(f"window rule '{name}': key() returned {key!r}, expected a mapping with the rule's "
+                               "'name' (it is part of the soft-label cache key, which must tell rules apart)")
     try:
         json.dumps(key, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:

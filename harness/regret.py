@@ -32,7 +32,8 @@ of each unit as well as the variation between teachers and splits. One unit give
 **mean over datasets** is the mean of the per-dataset means; its interval combines their standard errors,
 ``se = sqrt(sum se_d^2) / D``, with Welch-Satterthwaite degrees of freedom (the datasets are fixed, not
 sampled). t quantiles come from a table (``T_975``), rounded down to the next tabulated degrees of
-freedom, which only widens the interval.
+freedom, which only widens the interval; beyond 120 degrees of freedom the normal quantile 1.960 is used,
+which narrows it by less than 1%.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import pandas as pd
 from harness.atomic import write_text
 from harness.history import TeacherHistory
 from harness.selection import best_val_epoch
-from harness.sweep import seed_columns
+from harness.sweep import HasWindow, seed_columns
 
 RESAMPLES = 10_000
 SEED = 0
@@ -61,6 +62,9 @@ UNIT_COLUMNS = ["dataset", "split", "backbone", "seed", "metric", "students", "r
 """The per-unit table: ``seed`` is the teacher's, ``students`` the number of student seeds K, ``epoch`` the
 chosen teacher epoch (empty for a strategy), ``oracle``/``score``/``regret``/``ci_*`` in points, ``missing``
 why the regret could not be read from the sweep (empty when it could)."""
+
+TEXT_COLUMNS = dict.fromkeys(("dataset", "split", "backbone", "teacher_key", "metric"), str)
+"""Read as text from a sweep CSV: a teacher key (a hex digest) or a split name can be all digits."""
 
 SUMMARY_COLUMNS = ["rule", "kind", "column", "dataset", "backbone", "n", "missing", "mean", "std", "se",
                    "ci_low", "ci_high"]
@@ -81,7 +85,7 @@ def t_975(df: float) -> float:
 
 # -- choices -------------------------------------------------------------------------------------
 
-def choices(history: TeacherHistory, rules: Mapping[str, Any]) -> dict[str, int | str]:
+def choices(history: TeacherHistory, rules: Mapping[str, HasWindow]) -> dict[str, int | str]:
     """The teacher epoch each rule (its ``it`` choice) and each baseline picks from ``history``; a rule that
     cannot choose gives the reason as a string instead."""
     chosen: dict[str, int | str] = {}
@@ -167,7 +171,7 @@ def unit_regret(table: pd.DataFrame, chosen: Mapping[str, int | str],
     return frame
 
 
-def regret_table(units: Sequence[tuple[pd.DataFrame, TeacherHistory]], rules: Mapping[str, Any],
+def regret_table(units: Sequence[tuple[pd.DataFrame, TeacherHistory]], rules: Mapping[str, HasWindow],
                  strategies: Sequence[Mapping[str, Mapping[int, float]]] | None = None,
                  **options: Any) -> pd.DataFrame:
     """:func:`unit_regret` of every (sweep table, teacher history) pair, the choices of ``rules`` and the
@@ -316,7 +320,7 @@ def run_dir_sweeps(run_dir: Path) -> tuple[list[tuple[pd.DataFrame, TeacherHisto
     store = ArtifactStore(run_dir / "jobs")
     units, notes = [], []
     for path in sorted((run_dir / "sweep").glob("*.csv")):
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype=TEXT_COLUMNS)
         if "teacher_key" not in table or not seed_columns(table):
             notes.append(f"{path.name}: written before multi-seed sweeps (no teacher_key or per-seed columns); "
                          "run 'bench sweep' again")

@@ -6,7 +6,8 @@ the seed :func:`student_seed` ``= teacher seed + 1000 k``: student 0 keeps the t
 very student ``bench run`` trains for that teacher seed (and earlier single-seed sweeps), and the others
 are new seeds of the same soft labels. ``epochs`` restricts the sweep to some teacher epochs; the
 best-validation epoch and the last epoch are always swept (they are what the ``best-val`` and ``last``
-baselines pick, and every regret is measured against them).
+baselines pick, whose regrets every rule's is compared with), and so is the choice of the window and of
+every rule passed in.
 
 The sweep's table has, per swept teacher epoch, the teacher's training loss and validation score, its
 soft-label diagnostics, and the students' validation and test scores: their mean, their standard deviation
@@ -23,7 +24,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Protocol, Sequence
 
 import pandas as pd
 
@@ -44,6 +45,12 @@ COLUMNS = ["dataset", "split", "backbone", "seed", "teacher_key", "metric", "epo
 """The fixed columns of a sweep table (``seed`` is the teacher's seed); the per-seed columns follow."""
 
 SEED_COLUMN = re.compile(r"student_(val|test)_seed(\d+)$")
+
+
+class HasWindow(Protocol):
+    """What the sweep needs of a window rule (:class:`harness.windows.WindowRule` or any look-alike)."""
+
+    def window(self, history: TeacherHistory) -> list[int]: ...
 
 
 def student_seed(teacher_seed: int, k: int) -> int:
@@ -68,12 +75,14 @@ def parse_epochs(text: str) -> tuple[int, ...]:
     for part in (p.strip() for p in text.split(",")):
         found = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part)
         if not found:
-            raise ConfigError(f"--epochs: cannot read '{part}'; expected e.g. 2,4,6 or 1-10 or 1-10:2")
+            raise ConfigError(f"--epochs '{text}': cannot read '{part}'; expected comma-separated epochs and "
+                              "ranges, e.g. 2,4,6 or 1-10 or 1-10:2")
         start = int(found[1])
         end = int(found[2]) if found[2] else start
         step = int(found[3]) if found[3] else 1
         if start < 1 or end < start or step < 1:
-            raise ConfigError(f"--epochs: '{part}' is not a range of epochs >= 1")
+            raise ConfigError(f"--epochs '{text}': '{part}' is not a range of epochs; expected EPOCH, START-END "
+                              "or START-END:STEP with 1 <= START <= END and STEP >= 1")
         epochs.update(range(start, end + 1, step))
     return tuple(sorted(epochs))
 
@@ -107,26 +116,31 @@ def _cell(runner: Runner, target: SweepTarget) -> Cell:
 
 
 def swept_epochs(history: TeacherHistory, epochs: Sequence[int] | None = None,
-                 rules: Iterable[Any] = ()) -> list[int]:
+                 rules: Iterable[HasWindow] = ()) -> list[int]:
     """``epochs`` (default: all of them) plus the best-validation and the last epoch of ``history`` and the
     ``it`` choice (the best-validation epoch in the window) of every rule in ``rules``: the epochs that the
-    baselines and the rules pick, so that their regret never misses for want of a swept epoch."""
+    baselines and the rules pick (:func:`harness.regret.choices`), so that their regret never misses for
+    want of a swept epoch. A rule that cannot choose adds nothing (the regret table reports why)."""
+    from harness.regret import choices  # it imports this module
+
     if epochs is None:
         return list(history.epochs)
     unknown = sorted(set(epochs) - set(history.epochs))
     if unknown:
         raise ConfigError(f"--epochs {unknown} are not epochs of the teacher (it has epochs {history.epochs})")
-    chosen = {best_val_epoch(history, rule.window(history)) for rule in rules}
-    return sorted(set(epochs) | {best_val_epoch(history), history.epochs[-1]} | chosen)
+    picked = choices(history, {str(i): rule for i, rule in enumerate(rules)})  # and the baselines
+    chosen = {epoch for epoch in picked.values() if not isinstance(epoch, str)}
+    return sorted(set(epochs) | chosen)
 
 
-def sweep(runner: Runner, target: SweepTarget, window, student_seeds: int = DEFAULT_STUDENT_SEEDS,
-          epochs: Sequence[int] | None = None, rules: Iterable[Any] = ()) -> pd.DataFrame:
+def sweep(runner: Runner, target: SweepTarget, window: HasWindow, student_seeds: int = DEFAULT_STUDENT_SEEDS,
+          epochs: Sequence[int] | None = None, rules: Iterable[HasWindow] = ()) -> pd.DataFrame:
     """Train what is missing and return the sweep's table (columns :func:`columns`, scores as fractions).
 
     ``window`` is anything with a ``window(history) -> list[int]`` method (a window rule); its epochs are
-    marked ``in_window``. With an ``epochs`` subset, the choices of ``window`` and of every rule in ``rules``
-    are swept too (see :func:`swept_epochs`)."""
+    marked ``in_window``; one that cannot choose from the teacher's history is an error before any student
+    trains. With an ``epochs`` subset, the choices of ``window`` and of every rule in ``rules`` are swept too
+    (see :func:`swept_epochs`)."""
     if student_seeds < 1:
         raise ConfigError(f"--student-seeds must be >= 1, got {student_seeds}")
     cell = _cell(runner, target)
@@ -139,6 +153,11 @@ def sweep(runner: Runner, target: SweepTarget, window, student_seeds: int = DEFA
     if not outcome.ok:
         raise SdbenchError(f"the teacher of the sweep failed: {outcome.error}")
     history = TeacherHistory(runner.store.path("teacher", teacher.key) / "history")
+    try:
+        inside = set(window.window(history))
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"the sweep's window cannot choose from the teacher of seed {target.seed}: "
+                          f"{exc}") from None
     teachers = {target.seed: (teacher.key, history)}
     seeds = [student_seed(target.seed, k) for k in range(student_seeds)]
     students = {}
@@ -153,13 +172,12 @@ def sweep(runner: Runner, target: SweepTarget, window, student_seeds: int = DEFA
               if not outcomes[job.key].ok]
     if failed:
         raise SdbenchError("students of the sweep failed: " + "; ".join(failed))
-    return _table(runner, cell, target, teacher.key, history, students, seeds, window)
+    return _table(runner, cell, target, teacher.key, history, students, seeds, inside)
 
 
 def _table(runner: Runner, cell: Cell, target: SweepTarget, teacher_key: str, history: TeacherHistory,
-           students: dict, seeds: list[int], window) -> pd.DataFrame:
+           students: dict, seeds: list[int], inside: set[int]) -> pd.DataFrame:
     metric = history.primary_metric
-    inside = set(window.window(history))
     best_val, last = best_val_epoch(history), history.epochs[-1]
     rows = []
     for epoch in dict.fromkeys(e for e, _ in students):

@@ -356,3 +356,16 @@ def test_soft_labels_pass_the_task_to_combine_for(make_history):
     _, soft = soft_labels(Recording(), teachers, 0)
     assert seen == ["multiclass"]
     np.testing.assert_allclose(soft, teachers[0].train_probs(1))  # the default: combine, the mean
+
+
+def test_early_stopped_ranks_an_undefined_score_last(make_history):
+    # a NaN first score is no best to beat: the run is not stopped at epoch 1 for want of beating NaN
+    nan = float("nan")
+    history = make_history(0, [0.5] * 5, [nan, 0.50, 0.60, 0.55, 0.70])
+    assert strategy("early-stopped").select({0: history}, 0).checkpoints == (Checkpoint(0, 5),)
+    assert strategy("best-val").select({0: history}, 0).checkpoints == (Checkpoint(0, 5),)
+    # a NaN later on is an epoch without improvement; no score at all: the first epoch
+    stalled = make_history(1, [0.5] * 5, [0.50, nan, nan, nan, 0.70])
+    assert strategy("early-stopped").select({1: stalled}, 1).checkpoints == (Checkpoint(1, 1),)
+    undefined = make_history(2, [0.5] * 3, [nan] * 3)
+    assert strategy("early-stopped").select({2: undefined}, 2).checkpoints == (Checkpoint(2, 1),)

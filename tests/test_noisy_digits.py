@@ -150,7 +150,6 @@ def test_noise_rate_on_train_and_val(nd: ModuleType, generated: dict[str, object
         if kind == "pairwise":
             assert np.array_equal(label[flipped], [nd.PAIR[d] for d in clean[flipped]])
         else:
-            assert (label[flipped] != clean[flipped]).all()
             assert len(set(zip(clean[flipped], label[flipped]))) > 60  # spread over the other digits
         assert dataset.index().labels(getattr(split, part))[0].tolist() == label.tolist()
 

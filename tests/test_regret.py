@@ -200,3 +200,14 @@ def test_no_sweep_no_regret(tmp_path: Path, capsys: pytest.CaptureFixture):
     assert write_run_regret(tmp_path) is None
     assert main(["report", str(tmp_path)]) == 2
     assert "no results.csv" in capsys.readouterr().err
+
+
+def test_a_teacher_key_of_digits_only_is_read_as_text(tmp_path: Path):
+    from harness.regret import run_dir_sweeps
+
+    key = "01234567890123456789"  # a hex digest can be all digits: read as a number, it would lose its 0
+    history(tmp_path / "jobs" / "teacher" / key / "history")
+    (tmp_path / "sweep").mkdir()
+    sweep_table(key=key).to_csv(tmp_path / "sweep" / "d1-s1-tiny-seed0.csv", index=False)
+    units, notes = run_dir_sweeps(tmp_path)
+    assert notes == [] and len(units) == 1 and units[0][0]["teacher_key"].iloc[0] == key

@@ -155,3 +155,38 @@ def test_an_epoch_subset_always_keeps_what_the_baselines_and_rules_pick(tmp_path
     chosen = best_val_epoch(history, [3, 6])
     assert swept_epochs(history, [1], [rule]) == sorted({1, chosen, best_val_epoch(history), 8})
     assert swept_epochs(history, None, [rule]) == list(range(1, 9))
+
+
+def test_epoch_errors_name_the_whole_value_and_what_is_expected() -> None:
+    with pytest.raises(ConfigError, match=r"--epochs '2,,4': cannot read ''; expected"):
+        parse_epochs("2,,4")
+    with pytest.raises(ConfigError, match=r"--epochs '1-4:0': '1-4:0' .*STEP >= 1"):
+        parse_epochs("1-4:0")
+    with pytest.raises(ConfigError, match=r"--epochs '5-2': '5-2' .*START <= END"):
+        parse_epochs("5-2")
+
+
+class Failing:
+    """A window rule that cannot choose from any history."""
+
+    def window(self, history: TeacherHistory) -> list[int]:
+        raise ValueError("no window here")
+
+
+def test_an_epoch_subset_skips_a_rule_that_cannot_choose(tmp_path: Path) -> None:
+    from harness.conformance import synthetic_teachers
+    from harness.sweep import swept_epochs
+
+    history = synthetic_teachers(tmp_path, "multiclass", (0,))[0]
+    assert swept_epochs(history, [1], [Failing()]) == sorted({1, best_val_epoch(history), 8})
+
+
+def test_a_sweep_window_that_cannot_choose_fails_before_training(swept: tuple[Path, str],
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    out, _ = swept
+    config = out.parent / "bad-window.yaml"
+    config.write_text(CONFIG.replace("epochs: [2, 3]", "epochs: [2, 9]"))
+    before = len(student_dirs(out))
+    assert main(["sweep", "--dataset", "demo-triplets", "--seed", "1", "--student-seeds", "3", "--config",
+                 str(config), "--out", str(out), "--quiet"]) == 2
+    assert "window" in capsys.readouterr().err and len(student_dirs(out)) == before

@@ -373,3 +373,20 @@ def test_a_bad_window_in_the_config_names_the_strategy(tmp_path: Path):
     config = load_config(overrides={"strategies": ["iee"], "strategy_params": {"iee": {"window": "bnd"}}})
     with pytest.raises(ConfigError, match=r"strategy_params.iee: unknown window rule 'bnd'; did you mean 'band'\?"):
         Runner(config, tmp_path, get_registry()).resolve_strategies()
+
+
+@pytest.mark.parametrize("key, message", [
+    ({"version": 1, "params": {}}, r"key\(\) returned \{'version': 1, 'params': \{\}\}, expected a mapping with the "
+                                   r"rule's 'name'"),
+    ({"name": "", "params": {}}, r"expected a mapping with the rule's 'name'"),
+    ("last-k", r"key\(\) returned 'last-k', expected a mapping"),
+])
+def test_a_key_that_does_not_name_the_rule_is_named(key, message):
+    from harness.conformance import check_window_describes_itself
+
+    class Nameless(Broken):
+        def key(self):
+            return key
+
+    with pytest.raises(ConformanceError, match=message):
+        check_window_describes_itself("nameless", Nameless([1]))

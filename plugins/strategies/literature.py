@@ -194,13 +194,20 @@ class MutualInformationCheckpoint(Strategy):
 def early_stopped_epoch(history: TeacherHistory, patience: int, min_delta: float = 0.0) -> int:
     """The epoch that early stopping on the validation score keeps: walking the epochs in order, the best
     score so far improves only when a score exceeds it by more than ``min_delta``; training stops once
-    ``patience`` epochs in a row have not improved it, and the best epoch up to there is kept (the best of
-    the whole run, earliest on ties, when it never stops)."""
-    best_epoch, best_score, without = history.epochs[0], history.val_score(history.epochs[0]), 0
+    ``patience`` epochs in a row have not improved it, and the last epoch that improved it up to there is
+    kept (with ``min_delta = 0`` and no stop, the best of the whole run, earliest on ties). An undefined
+    (NaN) score never improves it, as :func:`~harness.selection.best_val_epoch` ranks it last; the first
+    epoch when no score is defined."""
+
+    def score(epoch: int) -> float:
+        value = history.val_score(epoch)
+        return value if math.isfinite(value) else -math.inf
+
+    best_epoch, best_score, without = history.epochs[0], score(history.epochs[0]), 0
     for epoch in history.epochs[1:]:
-        score = history.val_score(epoch)
-        if score > best_score + min_delta:
-            best_epoch, best_score, without = epoch, score, 0
+        value = score(epoch)
+        if value > best_score + min_delta:
+            best_epoch, best_score, without = epoch, value, 0
         else:
             without += 1
             if without >= patience:
@@ -222,12 +229,12 @@ class EarlyStopped(Strategy):
     training schedule. sdbench replaces that fixed epoch by the standard rule that would have stopped the run
     (:func:`early_stopped_epoch`): stop after ``patience`` epochs in a row without an improvement of the
     primary validation score by more than ``min_delta``, and keep the best checkpoint up to the stop. It
-    is the teacher of the student's seed. It equals ``best-val`` unless the run plateaus for ``patience``
-    epochs and later climbs higher; then it is the earlier peak.
+    is the teacher of the student's seed. With ``min_delta = 0`` it equals ``best-val`` unless the run
+    plateaus for ``patience`` epochs and later climbs higher; then it is the earlier peak.
 
-    ``patience = 3`` (default): the default teacher schedule is 14 epochs of cosine decay, and 3 epochs
-    without progress, about a fifth of the run, is a common patience for runs of a few tens of epochs;
-    patiences such as 10 suit runs of hundreds and would seldom stop a 14-epoch run at all.
+    ``patience = 3`` (default): the default teacher schedule is 10 epochs of cosine decay, and 3 epochs
+    without progress, under a third of the run, is a common patience for runs of a few tens of epochs;
+    patiences such as 10 suit runs of hundreds and could never stop a 10-epoch run.
     ``min_delta = 0`` counts any improvement.
     """
 
@@ -310,8 +317,8 @@ class IntermediateEpochsLogitEnsemble(_LogitAveraging, IntermediateEpochsEnsembl
     checkpoints agree (all above 0.5, or all below) it is at least as confident as the arithmetic mean
     (the sigmoid is concave on either side of 0), so it keeps sharpness that probability averaging
     dilutes. One checkpoint, or identical ones, at ``T = 1`` give that checkpoint's probabilities (up to the
-    clipping). The window parameters (``low``, ``high``, ``min_val_ratio``, ``epochs``) pass through
-    unchanged to IEE.
+    clipping). The window parameters (``window``, or the legacy ``low``, ``high``, ``min_val_ratio``,
+    ``epochs``) pass through unchanged to IEE.
     """
 
     def __init__(self, temperature: float = 1.0, **window: Any) -> None:

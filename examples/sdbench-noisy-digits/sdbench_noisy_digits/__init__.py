@@ -48,7 +48,7 @@ import shutil
 import tempfile
 from numbers import Real
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -57,6 +57,9 @@ from harness.errors import ConfigError, DataError
 from harness.paths import sdbench_home
 from harness.plugins import hookimpl
 from harness.specs import DatasetSpec
+
+if TYPE_CHECKING:  # PIL is imported only to write frames
+    import PIL.Image
 
 NAME = "noisy-digits"
 GENERATOR_VERSION = 1
@@ -272,7 +275,7 @@ def noisy_labels(clean: np.ndarray, part: str, noise: float, kind: str) -> np.nd
     return labels
 
 
-def frame_pixels(scan: np.ndarray) -> "object":
+def frame_pixels(scan: np.ndarray) -> "PIL.Image.Image":
     """One 8x8 scan (values 0-16, ink high) as a ``IMAGE_SIZE``-square RGB PIL image, upscaled bilinearly."""
     from PIL import Image
 
