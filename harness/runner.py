@@ -167,7 +167,7 @@ class Runner:
             params = self.config.strategy_params.get(name, {})
             try:
                 strategies[name] = self.registry.get("strategy", name).factory(**params)
-            except (TypeError, ConfigError) as exc:  # ConfigError: a window strategy's bad window rule
+            except (TypeError, ValueError) as exc:  # a bad parameter, or a window strategy's bad window rule
                 raise ConfigError(f"strategy_params.{name}: {exc}") from None
         return strategies
 

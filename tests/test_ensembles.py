@@ -103,3 +103,13 @@ def test_invalid_parameters_are_rejected(name, params, message):
 def test_selection_rejects_non_positive_temperature():
     with pytest.raises(ValueError, match="temperature must be positive"):
         Selection((Checkpoint(0, 1),), temperature=0.0)
+
+
+def test_a_bad_parameter_in_the_config_names_the_strategy(tmp_path):
+    from harness.config import load_config
+    from harness.errors import ConfigError
+    from harness.runner import Runner
+
+    config = load_config(overrides={"strategies": ["iese-weighted"], "strategy_params": {"iese-weighted": {"tau": -1}}})
+    with pytest.raises(ConfigError, match=r"strategy_params.iese-weighted: tau must be positive, got -1"):
+        Runner(config, tmp_path, get_registry()).resolve_strategies()
