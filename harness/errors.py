@@ -15,3 +15,8 @@ class DataError(SdbenchError):
 
 class ConfigError(SdbenchError):
     """A configuration file or command-line option is invalid."""
+
+
+class DivergedError(SdbenchError):
+    """Training produced a non-finite loss or non-finite probabilities: the job stops, and nothing it computed
+    in that epoch is written as a result."""

@@ -77,18 +77,21 @@ def train(backbone: Backbone, frames: FrameSet, targets: np.ndarray, task: str, 
         order = torch.randperm(len(frames), generator=generator).numpy()
         model.train()
         total, count = torch.zeros((), device=device), 0
-        for x, y in iterate_batches(frames, targets, settings.batch_size, device, order):
+        first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        for batch, (x, y) in enumerate(iterate_batches(frames, targets, settings.batch_size, device, order), 1):
             inputs = model_inputs(x, generator if settings.augment else None)
             with _autocast(device):
                 loss = task_loss(model(inputs), y, task)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), batch, first_bad)
             total += loss.detach() * len(x)
             count += len(x)
             if on_batch is not None:
                 on_batch(len(x))
             kill_point("batch")
+        _check_finite_loss(int(first_bad), epoch, settings)
         scheduler.step()
         model.eval()
         if on_epoch is not None:
@@ -97,6 +100,17 @@ def train(backbone: Backbone, frames: FrameSet, targets: np.ndarray, task: str, 
             save_training_state(checkpoint, epoch, model, optimizer, scheduler)
     model.eval()
     return model
+
+
+def _check_finite_loss(first_bad_batch: int, epoch: int, settings: FitSettings) -> None:
+    """Stop a diverged fit. The first non-finite batch is tracked on the device and read once per epoch, so
+    a GPU step never waits for the host."""
+    if first_bad_batch >= 0:
+        from harness.errors import DivergedError
+
+        raise DivergedError(f"the training loss is not finite at epoch {epoch}, batch {first_bad_batch} "
+                            f"(lr {settings.lr:g}, batch size {settings.batch_size}): the model diverged; "
+                            "lower the learning rate")
 
 
 @torch.no_grad()
@@ -110,7 +124,14 @@ def predict(model: nn.Module, backbone: Backbone, frames: FrameSet, task: str, d
         with _autocast(device):
             logits = model(model_inputs(x))
         outputs.append(probabilities(logits, task).cpu())
-    return torch.cat(outputs).numpy().astype(np.float32)
+    probs = torch.cat(outputs).numpy().astype(np.float32)
+    if not np.isfinite(probs).all():
+        from harness.errors import DivergedError
+
+        rows = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+        raise DivergedError(f"the model's probabilities are not finite on {len(rows)} of {len(probs)} frames "
+                            f"(first: frame {rows[0]}): the model diverged; lower the learning rate")
+    return probs
 
 
 def seed_everything(seed: int) -> None:

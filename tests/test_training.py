@@ -164,3 +164,31 @@ def test_too_small_images_for_a_backbone_are_a_clear_error_before_any_training()
     check_input_size(backbone, ref, 64)
     with pytest.raises(ConfigError, match=r"backbone timm:test_convnext cannot take 8x8 images .*set image_size"):
         check_input_size(backbone, ref, 8)
+
+
+def test_a_diverging_fit_stops_naming_the_epoch_and_the_batch():
+    from harness.errors import DivergedError
+
+    registry = get_registry()
+    backbone = build_backbone(registry, resolve_backbone(registry, "tiny"), 3, {})
+    frames = frameset()
+    targets = np.random.default_rng(0).random((24, 3)).astype(np.float32)
+    targets[13] = np.nan  # batch 2 of 3 at batch size 8 in some order: the loss of that batch is NaN
+    settings = FitSettings(epochs=3, batch_size=8, augment=False)
+    epochs = []
+    with pytest.raises(DivergedError, match=r"the training loss is not finite at epoch 1, batch [1-3] \(lr 0.0002, "
+                                            r"batch size 8\): the model diverged; lower the learning rate"):
+        train(backbone, frames, targets, "multilabel", settings, 0, CPU, on_epoch=lambda e, loss, m: epochs.append(e))
+    assert epochs == []  # nothing of the diverged epoch reaches the history
+
+
+def test_non_finite_probabilities_are_refused():
+    from harness.errors import DivergedError
+
+    registry = get_registry()
+    backbone = build_backbone(registry, resolve_backbone(registry, "tiny"), 3, {})
+    with torch.no_grad():
+        for parameter in backbone.model.parameters():
+            parameter.fill_(float("nan"))
+    with pytest.raises(DivergedError, match=r"probabilities are not finite on 24 of 24 frames \(first: frame 0\)"):
+        predict(backbone.model, backbone, frameset(), "multiclass", CPU, batch_size=16)
