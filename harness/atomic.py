@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
@@ -51,3 +52,33 @@ def write_rows(path: Path, rows: Iterable[Mapping[str, object]], columns: Sequen
     frame = pd.DataFrame(list(rows), columns=list(columns))
     write_text(path, frame.to_csv(index=False))
     return frame
+
+
+def generated_directory_is_current(root: Path, fingerprint: str, marker: str = "COMPLETE") -> bool:
+    """``root`` was generated completely, by the generator whose fingerprint is ``fingerprint``."""
+    path = Path(root) / marker
+    return path.is_file() and path.read_text() == fingerprint
+
+
+def generate_directory(root: Path, fingerprint: str, generate: Callable[[Path], Any],
+                       marker: str = "COMPLETE") -> None:
+    """Generate a whole directory atomically, unless ``root`` already holds this generator's output.
+
+    ``generate(staging)`` writes into a temporary directory beside ``root``; the ``marker`` file holding
+    ``fingerprint`` is written last, and the directory is renamed into place (replacing an outdated one).
+    When another process finishes first, its directory is kept. For generated datasets (the demos, a
+    third-party synthetic dataset): a killed generation leaves only a temporary directory behind."""
+    root = Path(root)
+    if generated_directory_is_current(root, fingerprint, marker):
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.", suffix=".tmp"))
+    try:
+        generate(staging)
+        (staging / marker).write_text(fingerprint)
+        if generated_directory_is_current(root, fingerprint, marker):
+            return
+        shutil.rmtree(root, ignore_errors=True)
+        os.rename(staging, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -74,3 +74,28 @@ def diagnose(probs: np.ndarray, labels: np.ndarray, task: str) -> dict[str, floa
         return {name: float("nan") for name in DIAGNOSTICS}
     return {"mean_max_prob": mean_max_prob(probs, task), "mean_entropy": mean_entropy(probs, task),
             "ece": expected_calibration_error(probs, labels, task)}
+
+
+def nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of ``labels``: multi-class (labels of shape (N,)) ``-log p[label]`` per
+    frame; multi-label (labels (N, C)) the binary cross-entropy averaged over every (frame, class) entry.
+    Probabilities are clipped to [1e-12, 1]; NaN for no frames."""
+    p = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return float("nan")
+    if labels.ndim == 1:
+        return float(-np.log(np.clip(p[np.arange(len(labels)), labels], _EPS, 1.0)).mean())
+    positive = labels.astype(bool)
+    return float(-np.where(positive, np.log(np.clip(p, _EPS, 1.0)), np.log(np.clip(1.0 - p, _EPS, 1.0))).mean())
+
+
+def true_label_confidence(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean probability given to the true labels (the positive entries for multi-label, the annotated class
+    for multi-class), as :meth:`TeacherHistory.fit_confidence` measures it; NaN when there are none."""
+    p = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        return float(p[np.arange(len(labels)), labels].mean()) if len(labels) else float("nan")
+    positive = labels.astype(bool)
+    return float(p[positive].mean()) if positive.any() else float("nan")

@@ -18,12 +18,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
 from harness.atomic import write_json, write_npy
-from harness.diagnostics import diagnose
+from harness.diagnostics import diagnose, nll, true_label_confidence
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class TeacherHistory:
         self.task: str = meta["task"]
         self.primary_metric: str = meta["primary_metric"]
         self.records: tuple[EpochRecord, ...] = tuple(EpochRecord(**r) for r in meta["epochs"])
-        self._fit_confidence: dict[int, float] = {}
+        self._curves: dict[tuple[str, int], float] = {}
 
     @property
     def epochs(self) -> list[int]:
@@ -94,20 +94,26 @@ class TeacherHistory:
 
     def fit_confidence(self, epoch: int) -> float:
         """Mean probability that the teacher after ``epoch`` gives to the true labels of its training frames
-        (the positive entries for multi-label tasks, the annotated class for multi-class tasks).
+        (the positive entries for multi-label tasks, the annotated class for multi-class tasks)."""
+        return self._curve("fit_confidence", epoch,
+                           lambda: true_label_confidence(self.train_probs(epoch), self.train_labels))
 
-        Computed once per epoch: every window rule of every strategy reads it, and each computation reads
-        a whole epoch's training probabilities."""
-        if epoch not in self._fit_confidence:
-            probs = np.asarray(self.train_probs(epoch), dtype=np.float64)
-            labels = self.train_labels
-            if labels.ndim == 1:
-                confidence = float(probs[np.arange(len(labels)), labels].mean())
-            else:
-                positives = labels.astype(bool)
-                confidence = float(probs[positives].mean()) if positives.any() else float("nan")
-            self._fit_confidence[epoch] = confidence
-        return self._fit_confidence[epoch]
+    def val_confidence(self, epoch: int) -> float:
+        """The mean probability given to the true validation labels after ``epoch``: the validation
+        counterpart of :meth:`fit_confidence`."""
+        return self._curve("val_confidence", epoch,
+                           lambda: true_label_confidence(self.val_probs(epoch), self.val_labels))
+
+    def val_nll(self, epoch: int) -> float:
+        """The validation negative log-likelihood after ``epoch`` (see :func:`harness.diagnostics.nll`)."""
+        return self._curve("val_nll", epoch, lambda: nll(self.val_probs(epoch), self.val_labels))
+
+    def _curve(self, name: str, epoch: int, compute: Callable[[], float]) -> float:
+        """A per-epoch value computed once: every window rule of every strategy reads these, and each
+        computation reads a whole epoch's probabilities."""
+        if (name, epoch) not in self._curves:
+            self._curves[name, epoch] = compute()
+        return self._curves[name, epoch]
 
 
 class HistoryWriter:

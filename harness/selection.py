@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 
 from harness.history import TeacherHistory
-from harness.windows import (DEFAULT_WINDOW, WindowRule, WindowRuleError, normalise, nll, strategy_window,
-                             true_label_confidence, val_confidence, val_nll, window_rule)
+from harness.diagnostics import nll, true_label_confidence
+from harness.windows import DEFAULT_WINDOW, WindowRule, WindowRuleError, normalise, strategy_window, window_rule
 
 __all__ = ["DEFAULT_WINDOW", "WindowRule", "WindowRuleError", "best_val_epoch", "nll", "normalise",
-           "strategy_window", "true_label_confidence", "val_confidence", "val_nll", "window_rule"]
+           "strategy_window", "true_label_confidence", "window_rule"]
 
 
 def best_val_epoch(history: TeacherHistory, epochs: list[int] | None = None) -> int:

@@ -13,7 +13,6 @@ rule's ``version``), so changing :data:`DEFAULT_WINDOW` or bumping a rule's ``ve
 
 from __future__ import annotations
 
-import weakref
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
@@ -142,54 +141,7 @@ def strategy_window(window: str | Mapping[str, Any] | None = None, *, low: float
     return window_rule(None, registry)
 
 
-# -- curves a rule may read, computed once per history and epoch ----------------------------------------
-
-_cache: "weakref.WeakKeyDictionary[TeacherHistory, dict[tuple[str, int], float]]" = weakref.WeakKeyDictionary()
-
-
-def _cached(history: TeacherHistory, what: str, epoch: int, compute) -> float:
-    values = _cache.setdefault(history, {})
-    if (what, epoch) not in values:
-        values[what, epoch] = compute()
-    return values[what, epoch]
-
-
-def nll(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Mean negative log-likelihood of ``labels``: multi-class (labels of shape (N,)) ``-log p[label]`` per
-    frame; multi-label (labels (N, C)) the binary cross-entropy averaged over every (frame, class) entry.
-    Probabilities are clipped to [1e-12, 1]; NaN for no frames."""
-    p = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    if len(labels) == 0:
-        return float("nan")
-    if labels.ndim == 1:
-        return float(-np.log(np.clip(p[np.arange(len(labels)), labels], _EPS, 1.0)).mean())
-    positive = labels.astype(bool)
-    return float(-np.where(positive, np.log(np.clip(p, _EPS, 1.0)), np.log(np.clip(1.0 - p, _EPS, 1.0))).mean())
-
-
-def true_label_confidence(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Mean probability given to the true labels (the positive entries for multi-label, the annotated class
-    for multi-class), as :meth:`TeacherHistory.fit_confidence` measures it; NaN when there are none."""
-    p = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    if labels.ndim == 1:
-        return float(p[np.arange(len(labels)), labels].mean()) if len(labels) else float("nan")
-    positive = labels.astype(bool)
-    return float(p[positive].mean()) if positive.any() else float("nan")
-
-
-def val_nll(history: TeacherHistory, epoch: int) -> float:
-    """The validation NLL of ``history`` after ``epoch`` (see :func:`nll`)."""
-    return _cached(history, "val_nll", epoch, lambda: nll(history.val_probs(epoch), history.val_labels))
-
-
-def val_confidence(history: TeacherHistory, epoch: int) -> float:
-    """The mean probability given to the true validation labels after ``epoch``: the validation counterpart
-    of the fit confidence."""
-    return _cached(history, "val_confidence", epoch,
-                   lambda: true_label_confidence(history.val_probs(epoch), history.val_labels))
-
+# -- curves a rule may read ------------------------------------------------------------------------
 
 def normalise(values: Sequence[float], constant: float = 0.5) -> np.ndarray:
     """``values`` rescaled to [0, 1] by their own finite min and max; a constant curve (range below 1e-12

@@ -89,15 +89,13 @@ import functools
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from harness.atomic import generate_directory
 from harness.data.dataset import Dataset, FrameIndex, Split
 from harness.errors import ConfigError
 from harness.paths import sdbench_home
@@ -162,23 +160,7 @@ class _Demo(Dataset):
         cls({"root": directory}).prepare()
 
     def prepare(self) -> None:
-        if self._complete():
-            return
-        self.root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.", suffix=".tmp"))
-        try:
-            self._generate(staging)
-            (staging / MARKER).write_text(self.fingerprint())
-            if self._complete():  # another process finished first
-                return
-            shutil.rmtree(self.root, ignore_errors=True)
-            os.rename(staging, self.root)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def _complete(self) -> bool:
-        marker = self.root / MARKER
-        return marker.exists() and marker.read_text() == self.fingerprint()
+        generate_directory(self.root, self.fingerprint(), self._generate, MARKER)
 
     @abstractmethod
     def _generate(self, root: Path) -> None:

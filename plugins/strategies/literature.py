@@ -280,13 +280,16 @@ def logit_mean(probs: Sequence[np.ndarray], weights: Sequence[float] | None, tas
 class _LogitAveraging:
     """Combines the selected checkpoints by :func:`logit_mean` at ``self.temperature``."""
 
-    temperature: float = 1.0
-
-    def _set_temperature(self, temperature: float) -> None:
+    def __init__(self, temperature: float = 1.0, **window: Any) -> None:
+        super().__init__(**window)
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
                 not (temperature > 0 and math.isfinite(temperature)):
             raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
         self.temperature = float(temperature)
+
+    def select(self, teachers: Teachers, seed: int) -> Selection:
+        selection = super().select(teachers, seed)
+        return replace(selection, note=f"{selection.note}; mean of logits, T={self.temperature:g}")
 
     def combine(self, probs: Sequence[np.ndarray], weights: Sequence[float] | None) -> np.ndarray:
         raise TypeError(f"{type(self).__name__} averages logits, which depends on the task: call "
@@ -294,9 +297,6 @@ class _LogitAveraging:
 
     def combine_for(self, task: str, probs: Sequence[np.ndarray], weights: Sequence[float] | None) -> np.ndarray:
         return logit_mean(probs, weights, task, self.temperature)
-
-    def _logit_note(self, selection: Selection) -> Selection:
-        return replace(selection, note=f"{selection.note}; mean of logits, T={self.temperature:g}")
 
 
 class IntermediateEpochsLogitEnsemble(_LogitAveraging, IntermediateEpochsEnsemble):
@@ -321,25 +321,11 @@ class IntermediateEpochsLogitEnsemble(_LogitAveraging, IntermediateEpochsEnsembl
     ``epochs``) pass through unchanged to IEE.
     """
 
-    def __init__(self, temperature: float = 1.0, **window: Any) -> None:
-        super().__init__(**window)
-        self._set_temperature(temperature)
-
-    def select(self, teachers: Teachers, seed: int) -> Selection:
-        return self._logit_note(super().select(teachers, seed))
-
 
 class IntermediateEpochsSeedsLogitEnsemble(_LogitAveraging, IntermediateEpochsSeedsEnsemble):
     """IESE's checkpoints (every teacher seed's intermediate window), combined by averaging their logits
     and applying a temperature; see :class:`IntermediateEpochsLogitEnsemble` for the definition, the
     citation (Hinton, Vinyals & Dean 2015) and how it differs from IESE's mean of probabilities."""
-
-    def __init__(self, temperature: float = 1.0, **window: Any) -> None:
-        super().__init__(**window)
-        self._set_temperature(temperature)
-
-    def select(self, teachers: Teachers, seed: int) -> Selection:
-        return self._logit_note(super().select(teachers, seed))
 
 
 @hookimpl

@@ -20,7 +20,7 @@ from harness.history import TeacherHistory
 from harness.plugins import hookimpl
 from harness.selection import best_val_epoch
 from harness.specs import WindowRuleSpec
-from harness.windows import WindowRule, normalise, val_confidence, val_nll
+from harness.windows import WindowRule, normalise
 
 
 def _fraction(name: str, value: Any) -> float:
@@ -160,7 +160,7 @@ class LossKnee(WindowRule):
         epochs = history.epochs
         start = _knee(epochs, [history.train_loss(e) for e in epochs])
         after = [e for e in epochs if e >= start]
-        losses = [val_nll(history, e) for e in after]
+        losses = [history.val_nll(e) for e in after]
         finite = [(v, e) for e, v in zip(after, losses) if math.isfinite(v)]
         end = min(finite)[1] if finite else start
         return [e for e in epochs if start <= e <= end]
@@ -188,7 +188,7 @@ class ValNll(WindowRule):
 
     def window(self, history: TeacherHistory) -> list[int]:
         epochs = history.epochs
-        losses = np.array([val_nll(history, e) for e in epochs], dtype=np.float64)
+        losses = np.array([history.val_nll(e) for e in epochs], dtype=np.float64)
         if not np.isfinite(losses).any():
             return [best_val_epoch(history)]
         best = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
@@ -226,7 +226,7 @@ class GeneralisationGap(WindowRule):
 
     def window(self, history: TeacherHistory) -> list[int]:
         epochs = history.epochs
-        gap = normalise([history.fit_confidence(e) - val_confidence(history, e) for e in epochs], constant=0.0)
+        gap = normalise([history.fit_confidence(e) - history.val_confidence(e) for e in epochs], constant=0.0)
         cut = len(epochs)
         if np.isfinite(gap).any():
             smallest = int(np.nanargmin(gap))

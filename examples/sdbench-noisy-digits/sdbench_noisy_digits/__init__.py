@@ -44,14 +44,13 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from harness.atomic import generate_directory, generated_directory_is_current
 from harness.data.dataset import Dataset, FrameIndex, ImageFrames, Split, VideoFrames
 from harness.errors import ConfigError, DataError
 from harness.paths import sdbench_home
@@ -198,21 +197,11 @@ class NoisyDigits(Dataset):
             return
         if self._missing is not None:
             raise DataError(f"dataset {NAME} cannot generate its data in {self.root}: {self._missing}")
-        self.root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.", suffix=".tmp"))
-        try:
-            generate(staging, self.noise, self.noise_kind)
-            (staging / MARKER).write_text(self.fingerprint())
-            if self._complete():  # another process finished first
-                return
-            shutil.rmtree(self.root, ignore_errors=True)
-            os.rename(staging, self.root)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        generate_directory(self.root, self.fingerprint(),
+                           lambda staging: generate(staging, self.noise, self.noise_kind), MARKER)
 
     def _complete(self) -> bool:
-        marker = self.root / MARKER
-        return marker.is_file() and marker.read_text() == self.fingerprint()
+        return generated_directory_is_current(self.root, self.fingerprint(), MARKER)
 
     def _read(self, video: str) -> VideoFrames:
         columns = read_labels(self.root / "labels" / f"{video}.csv")
