@@ -1,14 +1,21 @@
-"""Run configuration: built-in defaults (the demo), overlaid by a YAML file, overlaid by command-line flags."""
+"""Run configuration: built-in defaults (the demo), overlaid by a YAML file, overlaid by command-line flags.
+
+Every value is checked against a pydantic v2 schema (pydantic is a dependency for this) before any job starts,
+instead of hand-written checks scattered where the values are used; its ValidationError becomes one
+ConfigError with a line per problem, naming the source, the dotted key, what was expected and what was found.
+"""
 
 from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping, get_args
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from harness.errors import ConfigError
 
@@ -19,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "seeds": [0, 1, 2],
     "image_size": 48,
     "device": "auto",
+    "precision": "auto",
     "teacher": {"epochs": 10, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-6, "eta_min": 2e-4,
                 "augment": False, "eval_batch_size": 256},
     "student": {"epochs": 12, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-6, "eta_min": 2e-4,
@@ -32,9 +40,14 @@ DEFAULTS: dict[str, Any] = {
     "rerun": "failed",
 }
 
-RERUN_POLICIES = ("never", "failed", "all")
+Rerun = Literal["never", "failed", "all"]
+RERUN_POLICIES: tuple[str, ...] = get_args(Rerun)
 """Which jobs a run retries: ``never`` keeps earlier failures as they are, ``failed`` (default) retries failed
 and interrupted jobs, ``all`` recomputes every job, finished ones included."""
+
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -47,9 +60,6 @@ class FitSettings:
     eta_min: float = 2e-5
     augment: bool = True
     eval_batch_size: int = 128
-
-
-_FREE_FORM = {"dataset_options", "backbone_options", "strategy_params", "executor_options"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class RunConfig:
     executor: str = "local"
     executor_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     rerun: str = "failed"
+    precision: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,16 +87,120 @@ class RunConfig:
         return data
 
 
-def _check_keys(data: Mapping[str, Any], schema: Mapping[str, Any], where: str, prefix: str = "") -> None:
-    for key, value in data.items():
-        if key not in schema:
-            close = difflib.get_close_matches(str(key), list(schema), n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known keys: {', '.join(schema)}"
-            raise ConfigError(f"{where}: unknown key '{prefix}{key}'{hint}")
-        if isinstance(schema[key], dict) and key not in _FREE_FORM:
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{where}: '{prefix}{key}' must be a mapping, got {value!r}")
-            _check_keys(value, schema[key], where, f"{prefix}{key}.")
+# -- the schema ---------------------------------------------------------------------------------------------
+
+def _reject_bool(value: Any) -> Any:
+    """YAML reads ``yes``/``true`` as booleans, and pydantic would take them for 1."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+def _split_commas(value: Any) -> Any:
+    """``"a, b"`` (as the command line gives lists) is ``["a", "b"]``."""
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+def _none_is_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+_NotBool = BeforeValidator(_reject_bool)
+# int | float keeps an integer an integer (``weight_decay: 0`` stays 0): job keys hash these values, and
+# JSON writes 0 and 0.0 differently. Strings (from the command line) become the number they spell.
+_Number = Annotated[int | Annotated[float, Field(allow_inf_nan=False)], _NotBool]
+_Names = Annotated[tuple[Annotated[str, Field(min_length=1)], ...], BeforeValidator(_split_commas),
+                   Field(min_length=1, description="a non-empty list of names (or a comma-separated string)")]
+_Options = Annotated[dict[str, dict[str, Any]], BeforeValidator(_none_is_empty),
+                     Field(description="a mapping of name -> mapping of settings")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Fit(_Section):
+    epochs: Annotated[int, _NotBool, Field(ge=1, description="an integer >= 1")]
+    batch_size: Annotated[int, _NotBool, Field(ge=2, description="an integer >= 2")]
+    lr: Annotated[_Number, Field(gt=0, description="a finite number > 0")]
+    weight_decay: Annotated[_Number, Field(ge=0, description="a finite number >= 0")]
+    eta_min: Annotated[_Number, Field(ge=0, description="a finite number >= 0")]
+    augment: Annotated[bool, Field(description="true or false")]
+    eval_batch_size: Annotated[int, _NotBool, Field(ge=1, description="an integer >= 1")]
+
+
+class _Distill(_Section):
+    alpha: Annotated[float, _NotBool, Field(ge=0, le=1, allow_inf_nan=False, description="a number in [0, 1]")]
+
+
+class _Schema(_Section):
+    datasets: _Names
+    strategies: _Names
+    backbones: _Names
+    seeds: Annotated[tuple[Annotated[int, _NotBool, Field(ge=0)], ...], BeforeValidator(_split_commas),
+                     Field(min_length=1, description="a non-empty list of integers >= 0 (or a comma-separated "
+                                                     "string)")]
+    image_size: Annotated[int, _NotBool, Field(ge=8, description="an integer >= 8")]
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$",
+                                 description="one of auto, cpu, cuda, cuda:N, mps")]
+    precision: Annotated[Precision, Field(description=f"one of {', '.join(PRECISIONS)}")]
+    teacher: Annotated[_Fit, Field(description="a mapping of fit settings")]
+    student: Annotated[_Fit, Field(description="a mapping of fit settings")]
+    distill: Annotated[_Distill, Field(description="a mapping of distillation settings")]
+    dataset_options: _Options
+    backbone_options: _Options
+    strategy_params: _Options
+    executor: Annotated[str, Field(min_length=1, description="an executor name")]
+    executor_options: _Options
+    rerun: Annotated[Rerun, Field(description=f"one of {', '.join(RERUN_POLICIES)}")]
+
+
+def _problem(error: Mapping[str, Any], data: Mapping[str, Any], where: str) -> str:
+    """One line for one pydantic error: the deepest schema key on its location, and the value found there."""
+    fields, path, found, expected = _Schema.model_fields, [], data, ""
+    for part in error["loc"]:
+        if part not in fields:
+            break
+        path.append(part)
+        found, expected, model = found[part], fields[part].description, fields[part].annotation
+        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+    if error["type"] == "extra_forbidden":
+        prefix = "".join(f"{p}." for p in path)
+        key, known = error["loc"][len(path)], list(fields)
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+        return f"{where}: unknown key '{prefix}{key}'{hint}"
+    return f"{where}: {'.'.join(path)}: expected {expected}, found {found!r}"
+
+
+def _validate(data: Mapping[str, Any], where: str) -> _Schema:
+    try:
+        return _Schema.model_validate(data)
+    except ValidationError as exc:
+        problems = dict.fromkeys(_problem(error, data, where) for error in exc.errors())
+        raise ConfigError("\n".join(problems)) from None
+
+
+# -- reading --------------------------------------------------------------------------------------------------
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                                 |\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+                                 |[0-9][0-9_]*[eE][-+]?[0-9]+
+                                 |\.(?:inf|Inf|INF))
+                       |\.(?:nan|NaN|NAN))$""", re.X)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 floats. PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent,
+    so it reads ``1e-3`` as the string "1e-3"; here ``1e-3``, ``1E5``, ``.5`` and ``-2.5e-4`` are floats (quoted,
+    they stay strings) and integers stay integers."""
+
+    yaml_implicit_resolvers = {first: [(tag, regexp) for tag, regexp in resolvers if tag != _FLOAT_TAG]
+                               for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+_Loader.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+0123456789."))
 
 
 def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,32 +214,17 @@ def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings in the YAML file at ``path``, checked over the defaults."""
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.load(Path(path).read_text(), Loader=_Loader) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}")
-    _check_keys(data, DEFAULTS, str(path))
+    _validate(_merge(DEFAULTS, data), str(path))
     return dict(data)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return list(value)
-
-
-def _fit(section: Mapping[str, Any], where: str) -> FitSettings:
-    try:
-        settings = FitSettings(**section)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    if settings.epochs < 1 or settings.batch_size < 2:
-        raise ConfigError(f"{where}: epochs must be >= 1 and batch_size >= 2, got {section}")
-    return settings
 
 
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
@@ -132,30 +232,8 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     data = copy.deepcopy(DEFAULTS)
     if path is not None:
         data = _merge(data, read_config_file(path))
-    if overrides:
-        _check_keys(overrides, DEFAULTS, "command line")
-        data = _merge(data, overrides)
-    where = str(path) if path else "configuration"
-    if data["rerun"] not in RERUN_POLICIES:
-        raise ConfigError(f"{where}: rerun must be one of {', '.join(RERUN_POLICIES)}, got {data['rerun']!r}")
-    try:
-        seeds = tuple(int(s) for s in _as_list(data["seeds"]))
-        return RunConfig(
-            datasets=tuple(_as_list(data["datasets"])),
-            strategies=tuple(_as_list(data["strategies"])),
-            backbones=tuple(_as_list(data["backbones"])),
-            seeds=seeds,
-            image_size=int(data["image_size"]),
-            device=str(data["device"]),
-            teacher=_fit(data["teacher"], f"{where}: teacher"),
-            student=_fit(data["student"], f"{where}: student"),
-            distill_alpha=float(data["distill"]["alpha"]),
-            dataset_options=dict(data["dataset_options"] or {}),
-            backbone_options=dict(data["backbone_options"] or {}),
-            strategy_params=dict(data["strategy_params"] or {}),
-            executor=str(data["executor"]),
-            executor_options=dict(data["executor_options"] or {}),
-            rerun=str(data["rerun"]),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    # the file was checked when read: what fails now came from the command line
+    values = _validate(_merge(data, overrides or {}), "command line").model_dump()
+    distill = values.pop("distill")
+    return RunConfig(**values | {"teacher": FitSettings(**values["teacher"]),
+                                 "student": FitSettings(**values["student"]), "distill_alpha": distill["alpha"]})
