@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -11,14 +12,32 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from harness.errors import SdbenchError
 from harness.faults import kill_point
+from harness.locks import fsync_directory
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
+_FULL = {errno.ENOSPC: "the disk is full (ENOSPC)", errno.EDQUOT: "the disk quota is exceeded (EDQUOT)"}
+
+
 def write_with(path: Path, write: Callable[[IO], Any], mode: str = "wb") -> None:
-    """Write ``path`` through ``write(handle)`` into a temporary file in the same directory, then rename."""
+    """Write ``path`` through ``write(handle)`` into a temporary file in the same directory, rename it into
+    place and make the rename durable. A full disk or quota removes the temporary file and raises an
+    :class:`SdbenchError` saying so (what finished before stays, complete)."""
+    try:
+        _write_and_rename(path, write, mode)
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        raise SdbenchError(f"cannot write {path}: {_FULL[exc.errno]}; the file is left as it was and everything "
+                           "finished before is kept; free some space and run the same command again") from exc
+    fsync_directory(path.parent)
+
+
+def _write_and_rename(path: Path, write: Callable[[IO], Any], mode: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

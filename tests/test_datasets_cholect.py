@@ -63,7 +63,6 @@ def test_synthesized_cholect45_has_every_official_video_and_a_clean_check(t45_ro
     assert set(index.videos) == set(vids(n for fold in FOLD.values() for n in fold))
     assert all(3 <= len(v) <= 4 and v.labels.shape[1] == 100 for v in index.videos.values())
     assert dataset.check() == []
-    assert dataset.unlabelled_frames == {video: 0 for video in index.videos}
 
 
 def test_cholect45_cv_folds_follow_the_official_table(t45_root: Path) -> None:
@@ -173,14 +172,17 @@ def test_check_on_a_broken_cholect45_reports_every_problem(t45_copy: Path) -> No
     shutil.copy(t45_copy / "data" / "VID01" / "000000.png", t45_copy / "data" / "VID01" / "000099.png")
     dataset = CholecT45({"root": str(t45_copy)})
     problems = dataset.check()
-    assert len(problems) == 4, problems
+    assert len(problems) == 5, problems
     text = "\n".join(problems)
     assert f"{t45_copy / 'triplet' / 'VID02.txt'}, line 2: expected 101 comma-separated columns" in text
     assert "found 100" in text
-    assert f"{t45_copy / 'triplet' / 'VID02.txt'}, line 3: labels must be 0 or 1, found [2]" in text
-    assert f"{t45_copy / 'triplet' / 'VID06.txt'}, line 1: frame 0 is labelled but" in text
+    assert f"{t45_copy / 'triplet' / 'VID02.txt'}, line 3: column 101: label 2 is out of range 0-1" in text
+    assert (f"video VID06: 1 labelled frame of {t45_copy / 'triplet' / 'VID06.txt'} without an image file in "
+            f"{t45_copy / 'data' / 'VID06'} "
+            "(first: 000000.png)") in text
     assert "VID50 (fold1 test) is absent" in text and str(t45_copy / "triplet" / "VID50.txt") in text
-    assert dataset.unlabelled_frames["VID01"] == 1
+    assert (f"video VID01: 1 image file without a label in {t45_copy / 'triplet' / 'VID01.txt'} "
+            "(first: 000099.png; index() leaves them out)") in text
     with pytest.raises(DataError, match="line 2: expected 101"):
         dataset.index()
 
@@ -208,7 +210,8 @@ def test_check_on_a_broken_cholect50_reports_every_problem(t50_copy: Path) -> No
     assert f"{t50_copy / 'labels' / 'VID02.json'}: invalid JSON" in text
     assert f"{t50_copy / 'labels' / 'VID06.json'}, frame '1': instance 0: expected 15 numbers, found 3" in text
     assert f"{t50_copy / 'labels' / 'VID14.json'}: expected keys" in text and "missing annotations" in text
-    assert f"{t50_copy / 'labels' / 'VID25.json'}, frame 0: labelled but" in text
+    assert (f"video VID25: 1 labelled frame of {t50_copy / 'labels' / 'VID25.json'} without an image file in "
+            f"{t50_copy / 'videos' / 'VID25'} (first: 000000.png)") in text
     assert "VID111 (fold1 test) is absent" in text
     with pytest.raises(DataError, match="VID02.json: invalid JSON"):
         CholecT50({"root": str(t50_copy)}).index()

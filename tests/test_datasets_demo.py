@@ -188,8 +188,9 @@ def test_cholect45_reads_a_minimal_tree(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("rows, message", [
     ([zeros_row(0, 99)], r"VID01.txt, line 1: expected 101 comma-separated columns .* found 100"),
-    ([zeros_row(0), "1," + ",".join(["2"] + ["0"] * 99)], r"VID01.txt, line 2: labels must be 0 or 1, found \[2\]"),
-    ([zeros_row(0), zeros_row(1)], r"VID01.txt, line 2: frame 1 is labelled but .*000001.png is missing"),
+    ([zeros_row(0), "1," + ",".join(["2"] + ["0"] * 99)], r"VID01.txt, line 2: column 2: label 2 is out of range 0-1"),
+    ([zeros_row(0), zeros_row(1)],
+     r"video VID01: 1 labelled frame of .*VID01.txt without an image file in .*VID01 \(first: 000001.png\)"),
     ([zeros_row(0), zeros_row(0)], r"VID01.txt, line 2: frame 0 is already labelled on line 1"),
 ])
 def test_cholect45_rejects_malformed_labels(tmp_path: Path, rows: list[str], message: str) -> None:

@@ -31,6 +31,7 @@ from harness.specs import DatasetSpec
 from harness.data.dataset import Split
 from plugins.datasets.cholec80 import (PhaseVideoDataset, encode_video, scan_annotation, synthetic_frames,
                                        synthetic_timeline)
+from plugins.datasets.parsing import FieldError, ascii_int
 
 PHASES = ("Preparation", "Dividing Ligament and Peritoneum", "Dividing Uterine Vessels and Ligament",
           "Transecting the Vagina", "Specimen Removal", "Suturing", "Washing")
@@ -45,12 +46,16 @@ def sdbench_datasets() -> list[DatasetSpec]:
 
 
 def _phase_number(text: str) -> int | None:
-    """0-based phase of a 1-based phase number, None when it is not one of 1-7."""
-    return int(text) - 1 if text.isdigit() and 1 <= int(text) <= len(PHASES) else None
+    """0-based phase of a 1-based phase number, None when it is not one of 1-7 in ASCII digits."""
+    try:
+        return ascii_int(text, "phase", maximum=len(PHASES), minimum=1) - 1
+    except FieldError:
+        return None
 
 
 def _is_header(fields: list[str]) -> bool:
-    return bool(fields) and not fields[0].isdigit()
+    """Not a data line: its first field is not a frame number in ASCII digits."""
+    return bool(fields) and not (fields[0].isascii() and fields[0].isdigit())
 
 
 class AutoLaparo(PhaseVideoDataset):

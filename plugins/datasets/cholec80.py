@@ -23,7 +23,6 @@ validation must never be the test split, so its validation videos are the last e
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from abc import abstractmethod
@@ -33,10 +32,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from harness.data.dataset import Dataset, FrameIndex, Split, VideoFileFrames, VideoFrames
+from harness.data.fingerprint import content_fingerprint
 from harness.data.roots import data_root, root_unavailable
 from harness.errors import ConfigError, DataError
 from harness.plugins import hookimpl
 from harness.specs import DatasetSpec
+from plugins.datasets.parsing import FieldError, ascii_int, read_lines
 
 PHASES = ("Preparation", "CalotTriangleDissection", "ClippingCutting", "GallbladderDissection",
           "GallbladderPackaging", "CleaningCoagulation", "GallbladderRetraction")
@@ -92,10 +93,15 @@ def scan_annotation(path: Path, header_ok: Callable[[list[str]], bool], header: 
     """
     if not path.exists():
         return np.zeros(0, dtype=np.int64), [f"phase annotation {path} is missing"]
-    lines = path.read_text().splitlines()
+    try:
+        lines = read_lines(path, f"{header}, then one '<frame><TAB><{what}>' line per frame")
+    except DataError as exc:
+        return np.zeros(0, dtype=np.int64), [str(exc)]
     problems = []
-    if not lines or not header_ok(lines[0].split()):
-        problems.append(f"{path}, line 1: expected {header}, found {lines[0] if lines else ''!r}")
+    if not header_ok(lines[0].split()):
+        problems.append(f"{path}, line 1: expected {header}, found {lines[0]!r}")
+    if not any(text.strip() for text in lines[1:]):
+        problems.append(f"{path}: no '<frame><TAB><{what}>' line after the header; expected one per frame")
     phases: list[int] = []
     unknown: dict[str, list[int]] = {}
     line_problems: list[str] = []
@@ -104,12 +110,17 @@ def scan_annotation(path: Path, header_ok: Callable[[list[str]], bool], header: 
         fields = text.split()
         if not fields:
             continue
-        if len(fields) != 2 or not fields[0].isdigit():
+        if len(fields) != 2:
             line_problems.append(f"{path}, line {number}: expected '<frame><TAB><{what}>', found {text!r}")
             continue
-        if int(fields[0]) != expected:
+        try:
+            frame = ascii_int(fields[0], "frame number")
+        except FieldError as exc:
+            line_problems.append(f"{path}, line {number}: {exc} in '<frame><TAB><{what}>'")
+            continue
+        if frame != expected:
             line_problems.append(f"{path}, line {number}: expected frame {expected}, found {fields[0]}")
-        expected = int(fields[0]) + 1
+        expected = frame + 1
         phase = phase_of(fields[1])
         if phase is None:
             unknown.setdefault(fields[1], []).append(number)
@@ -268,13 +279,11 @@ class PhaseVideoDataset(Dataset):
         return root_unavailable(self.name, self.root, self.root_env)
 
     def fingerprint(self) -> str:
-        """The root and the size and modification time of every annotation and video file."""
-        key = [self.name, str(self._root().resolve())]
-        for video in self.videos():
-            for path in (self.annotation_path(video), self.video_path(video)):
-                stat = path.stat() if path.exists() else None
-                key.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{path.name}:-")
-        return hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
+        """The bytes of every annotation file, the name and size of every video file and the sampling rate;
+        see :mod:`harness.data.fingerprint`."""
+        videos = self.videos()
+        return content_fingerprint(self.name, self._root(), [self.annotation_path(v) for v in videos],
+                                   [self.video_path(v) for v in videos], {"sample_fps": SAMPLE_FPS})
 
     def index(self) -> FrameIndex:
         return FrameIndex(self.name, self.task, self.class_names, {v: self._index_video(v) for v in self.videos()})

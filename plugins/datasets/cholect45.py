@@ -15,19 +15,20 @@ dataset uses it). The triplet -> component table is the ``maps.txt`` that ships 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from harness.data.dataset import ImageFrames, VideoFrames
+from harness.data.dataset import VideoFrames
 from harness.errors import DataError
 from harness.plugins import hookimpl
 from harness.specs import DatasetSpec
 from plugins.datasets.cholect_common import (COMPONENTS, FOLDS, INSTRUMENTS, NUM_TRIPLETS, T45_VIDEOS, TARGETS,
-                                             VERBS, CholecTriplets, challenge_split, cv_splits, maps_file,
-                                             random_png, random_triplet_labels, triplet_maps, video_name)
+                                             VERBS, CholecTriplets, challenge_split, cv_splits, frame_coverage,
+                                             image_frames, maps_file, random_png, random_triplet_labels,
+                                             triplet_maps, video_name)
+from plugins.datasets.parsing import FieldError, ascii_int, read_lines
 
 __all__ = ["COMPONENTS", "INSTRUMENTS", "NUM_TRIPLETS", "TARGETS", "VERBS", "CholecT45", "read_cholect45",
            "read_class_names", "triplet_maps", "write_cholect45_labels"]
@@ -56,14 +57,17 @@ def read_class_names(root: Path) -> tuple[str, ...]:
     names = {i: f"triplet_{i}" for i in range(NUM_TRIPLETS)}
     path = Path(root) / "dict" / "triplet.txt"
     if path.exists():
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        for number, line in enumerate(read_lines(path, "'ID:instrument,verb,target' lines"), 1):
             if not line.strip():
                 continue
             key, sep, name = line.partition(":")
-            if not sep or not key.strip().isdigit() or int(key) not in names:
+            try:
+                if not sep:
+                    raise FieldError("no ':'")
+                names[ascii_int(key, "triplet ID", maximum=NUM_TRIPLETS - 1)] = name.strip()
+            except FieldError as exc:
                 raise DataError(f"{path}, line {number}: expected 'ID:instrument,verb,target' with ID in 0-99, "
-                                f"found {line!r}")
-            names[int(key)] = name.strip()
+                                f"found {line!r} ({exc})") from None
     return tuple(names.values())
 
 
@@ -86,34 +90,31 @@ def write_cholect45_labels(root: Path, video: str, frame_ids: Sequence[int], tri
 
 def _read_video(root: Path, video: str) -> VideoFrames:
     label_file = root / "triplet" / f"{video}.txt"
-    frame_ids, labels, lines = _read_label_file(label_file, NUM_TRIPLETS)
-    frame_dir = root / "data" / video
-    present = set(os.listdir(frame_dir)) if frame_dir.is_dir() else set()
-    paths = []
-    for frame, line in zip(frame_ids, lines):
-        image = frame_dir / f"{frame:06d}.png"
-        if image.name not in present:
-            raise DataError(f"{label_file}, line {line}: frame {frame} is labelled but {image} is missing")
-        paths.append(str(image))
-    return VideoFrames(video, frame_ids, labels, ImageFrames(tuple(paths)))
+    frame_ids, labels = _read_label_file(label_file, NUM_TRIPLETS)
+    return VideoFrames(video, frame_ids, labels, image_frames(video, label_file, root / "data" / video, frame_ids))
 
 
-def _read_label_file(path: Path, width: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Frame ids, binary labels ``(N, width)`` and the line number of each row of one label file."""
-    frame_ids, labels, lines, problems = _scan_label_file(path, width)
+def _read_label_file(path: Path, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ids and binary labels ``(N, width)`` of one label file."""
+    frame_ids, labels, problems = _scan_label_file(path, width)
     if problems:
         raise DataError(problems[0])
-    return frame_ids, labels, lines
+    return frame_ids, labels
 
 
-def _scan_label_file(path: Path, width: int) -> tuple[np.ndarray, np.ndarray, list[int], list[str]]:
+def _scan_label_file(path: Path, width: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Like :func:`_read_label_file`, but every faulty row is reported and left out instead of raising."""
+    empty = np.zeros(0, np.int64), np.zeros((0, width), np.uint8)
     if not path.exists():
-        return np.zeros(0, np.int64), np.zeros((0, width), np.uint8), [], [f"label file {path} is missing"]
+        return *empty, [f"label file {path} is missing"]
+    try:
+        lines = read_lines(path, f"one row per frame: the frame number, then {width} comma-separated 0/1 labels")
+    except DataError as exc:
+        return *empty, [str(exc)]
     rows: list[list[int]] = []
     line_of_frame: dict[int, int] = {}
     problems = []
-    for number, text in enumerate(path.read_text().splitlines(), 1):
+    for number, text in enumerate(lines, 1):
         if not text.strip():
             continue
         problem, row = _parse_row(text, width)
@@ -125,7 +126,7 @@ def _scan_label_file(path: Path, width: int) -> tuple[np.ndarray, np.ndarray, li
         line_of_frame[row[0]] = number
         rows.append(row)
     table = np.array(rows, dtype=np.int64).reshape(-1, width + 1)
-    return table[:, 0], table[:, 1:].astype(np.uint8), list(line_of_frame.values()), problems
+    return table[:, 0], table[:, 1:].astype(np.uint8), problems
 
 
 def _parse_row(text: str, width: int) -> tuple[str | None, list[int]]:
@@ -134,12 +135,12 @@ def _parse_row(text: str, width: int) -> tuple[str | None, list[int]]:
     if len(fields) != width + 1:
         return (f"expected {width + 1} comma-separated columns (frame, then {width} labels), "
                 f"found {len(fields)}"), []
-    try:
-        row = [int(field) for field in fields]
-    except ValueError:
-        return f"expected integers, found {text.strip()!r}", []
-    if not set(row[1:]) <= {0, 1}:
-        return f"labels must be 0 or 1, found {sorted(set(row[1:]) - {0, 1})}", []
+    row = []
+    for column, field in enumerate(fields, 1):
+        try:
+            row.append(ascii_int(field, "frame number") if column == 1 else ascii_int(field, "label", maximum=1))
+        except FieldError as exc:
+            return f"column {column}: {exc}", []
     return None, row
 
 
@@ -187,7 +188,7 @@ class CholecT45(CholecTriplets):
         parts = [frames.labels]
         for component, names in COMPONENTS.items():
             path = self.root / component / f"{video}.txt"
-            frame_ids, labels, _ = _read_label_file(path, len(names))
+            frame_ids, labels = _read_label_file(path, len(names))
             if not np.array_equal(frame_ids, frames.frame_ids):
                 raise DataError(_frames_differ(path, frames.frame_ids, frame_ids))
             parts.append(labels)
@@ -197,24 +198,13 @@ class CholecT45(CholecTriplets):
         """Rows of ``triplet/`` files are checked against the PNGs; component files against the triplet rows."""
         if path.parent.name != "triplet":
             return self._check_component_file(path)
-        frame_ids, _, lines, problems = _scan_label_file(path, NUM_TRIPLETS)
-        frame_dir = self.root / "data" / path.stem
-        present = set(os.listdir(frame_dir)) if frame_dir.is_dir() else set()
-        for frame, line in zip(frame_ids.tolist(), lines):
-            if f"{frame:06d}.png" not in present:
-                problems.append(f"{path}, line {line}: frame {frame} is labelled but "
-                                f"{frame_dir / f'{frame:06d}.png'} is missing")
-        self.unlabelled_frames[path.stem] = len(present - {f"{f:06d}.png" for f in frame_ids.tolist()})
-        return problems
-
-    def check(self) -> list[str]:
-        """Every problem; PNGs without a label row are not one, their count per video is left in
-        ``unlabelled_frames``."""
-        self.unlabelled_frames: dict[str, int] = {}
-        return super().check()
+        frame_ids, _, problems = _scan_label_file(path, NUM_TRIPLETS)
+        coverage, _ = frame_coverage(path.stem, path, self.root / "data" / path.stem, frame_ids,
+                                     count_unlabelled=not problems)
+        return problems + ([coverage] if coverage else [])
 
     def _check_component_file(self, path: Path) -> list[str]:
-        frame_ids, _, _, problems = _scan_label_file(path, len(COMPONENTS[path.parent.name]))
+        frame_ids, _, problems = _scan_label_file(path, len(COMPONENTS[path.parent.name]))
         triplet_file = self.root / "triplet" / path.name
         if triplet_file.exists():
             expected = _scan_label_file(triplet_file, NUM_TRIPLETS)[0]

@@ -14,19 +14,20 @@ is positive when any instance names it (one triplet may occur twice); an all -1 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.data.dataset import ImageFrames, VideoFrames
+from harness.data.dataset import VideoFrames
 from harness.errors import DataError
 from harness.plugins import hookimpl
 from harness.specs import DatasetSpec
 from plugins.datasets.cholect_common import (ALL_WIDTH, COMPONENTS, FOLDS, NUM_TRIPLETS, T50_EXTRA, T50_VIDEOS,
-                                             CholecTriplets, challenge_split, cv_splits, maps_file, random_png,
-                                             random_triplet_labels, rdv_split, triplet_maps, video_name)
+                                             CholecTriplets, challenge_split, cv_splits, frame_coverage,
+                                             image_frames, maps_file, random_png, random_triplet_labels, rdv_split,
+                                             triplet_maps, video_name)
+from plugins.datasets.parsing import FieldError, ascii_float, ascii_int, read_text
 
 ROOT_ENV = "SDBENCH_CHOLECT50_ROOT"
 KEYS = ("video", "fps", "num_frames", "categories", "annotations")
@@ -67,22 +68,15 @@ class CholecT50(CholecTriplets):
         if not path.exists():
             raise DataError(f"label file {path} is missing")
         frame_ids, labels, problems = read_label_json(path, self.all_targets)
-        problems += self._missing_frames(path, frame_ids)
         if problems:
             raise DataError(problems[0])
-        frame_dir = self.root / "videos" / video
-        return VideoFrames(video, frame_ids, labels,
-                           ImageFrames(tuple(str(frame_dir / f"{f:06d}.png") for f in frame_ids.tolist())))
+        return VideoFrames(video, frame_ids, labels, image_frames(video, path, self.root / "videos" / video, frame_ids))
 
     def check_label_file(self, path: Path) -> list[str]:
         frame_ids, _, problems = read_label_json(path, self.all_targets)
-        return problems + self._missing_frames(path, frame_ids)
-
-    def _missing_frames(self, path: Path, frame_ids: np.ndarray) -> list[str]:
-        frame_dir = self.root / "videos" / path.stem
-        present = set(os.listdir(frame_dir)) if frame_dir.is_dir() else set()
-        return [f"{path}, frame {frame}: labelled but {frame_dir / f'{frame:06d}.png'} is missing"
-                for frame in frame_ids.tolist() if f"{frame:06d}.png" not in present]
+        coverage, _ = frame_coverage(path.stem, path, self.root / "videos" / path.stem, frame_ids,
+                                     count_unlabelled=not problems)
+        return problems + ([coverage] if coverage else [])
 
     @classmethod
     def synthesize(cls, directory: Path) -> None:
@@ -114,32 +108,75 @@ def read_label_json(path: Path, all_targets: bool) -> tuple[np.ndarray, np.ndarr
     width = ALL_WIDTH if all_targets else NUM_TRIPLETS
     empty = np.zeros(0, np.int64), np.zeros((0, width), np.uint8)
     try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return *empty, [f"{path}: invalid JSON ({exc})"]
+        document = _load_json(path)
+    except DataError as exc:
+        return *empty, [str(exc)]
     missing = [key for key in KEYS if not isinstance(document, dict) or key not in document]
     if missing:
         return *empty, [f"{path}: expected keys {', '.join(KEYS)}, missing {', '.join(missing)}"]
-    if not isinstance(document["annotations"], dict):
-        return *empty, [f"{path}: expected 'annotations' to map frame ids to instance lists, "
-                        f"found {type(document['annotations']).__name__}"]
+    annotations = document["annotations"]
+    if not isinstance(annotations, _Object) or not annotations:
+        found = "an empty object" if isinstance(annotations, _Object) else type(annotations).__name__
+        return *empty, [f"{path}: expected 'annotations' to map frame ids to instance lists, found {found}"]
     frames, rows, problems = [], [], []
-    for key, instances in document["annotations"].items():
-        problem, row = _frame_label(key, instances, width, all_targets)
+    key_of: dict[int, str] = {}
+    for key, instances in annotations.pairs:
+        try:
+            frame = ascii_int(key, "frame number (key)")
+        except FieldError as exc:
+            problems.append(f"{path}, frame {key!r}: {exc}")
+            continue
+        if frame in key_of:
+            problems.append(f"{path}: frame keys {key_of[frame]!r} and {key!r} both name frame {frame}; "
+                            "expected one entry per frame")
+            continue
+        key_of[frame] = key
+        problem, row = _frame_label(instances, width, all_targets)
         if problem:
             problems.append(f"{path}, frame {key!r}: {problem}")
         else:
-            frames.append(int(key))
+            frames.append(frame)
             rows.append(row)
     order = np.argsort(frames, kind="stable")
     return (np.array(frames, np.int64)[order], np.array(rows, np.uint8).reshape(-1, width)[order], problems)
 
 
-def _frame_label(key: str, instances: Any, width: int, all_targets: bool) -> tuple[str | None, np.ndarray]:
+class _Object(dict):
+    """A JSON object that keeps its key-value pairs as written, duplicate keys included (a ``dict`` keeps the
+    last value of a key and hides the others)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
+def _load_json(path: Path) -> Any:
+    """The document of one JSON label file; a :class:`DataError` naming the file when it is empty, not UTF-8,
+    not JSON, or holds NaN, Infinity or a number beyond 64 bits (which Python's json reads by default)."""
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty; expected a JSON object with keys {', '.join(KEYS)}")
+    try:
+        return json.loads(text, object_pairs_hook=_Object, parse_constant=_refuse_constant,
+                          parse_float=lambda number: ascii_float(number, "number"), parse_int=_json_int)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: invalid JSON ({exc})") from None
+    except FieldError as exc:
+        raise DataError(f"{path}: {exc}") from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise FieldError(f"found {name}, which is not a JSON number; expected finite numbers")
+
+
+def _json_int(number: str) -> int:
+    """A JSON integer, bounded so that a huge one is reported instead of making ``int()`` raise."""
+    return -ascii_int(number[1:], "integer") if number.startswith("-") else ascii_int(number, "integer")
+
+
+def _frame_label(instances: Any, width: int, all_targets: bool) -> tuple[str | None, np.ndarray]:
     """The binary label row of one frame, or what is wrong with it."""
     row = np.zeros(width, np.uint8)
-    if not key.isdigit():
-        return f"expected a frame number as key, found {key!r}", row
     if not isinstance(instances, list):
         return f"expected a list of instances, found {type(instances).__name__}", row
     for number, instance in enumerate(instances):
@@ -149,7 +186,8 @@ def _frame_label(key: str, instances: Any, width: int, all_targets: bool) -> tup
         offset = 0
         for field, (position, classes) in FIELDS.items():
             value = instance[position]
-            if not isinstance(value, (int, float)) or value != int(value) or not -1 <= value < classes:
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value)
+                    or not -1 <= value < classes):
                 return f"instance {number}: {field} must be -1 or an integer in 0-{classes - 1}, found {value!r}", row
             if value >= 0 and (field == "IVT" or all_targets):
                 row[offset + int(value)] = 1

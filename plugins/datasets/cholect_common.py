@@ -9,9 +9,9 @@ official loader's rule). CholecT50 adds one video to each fold.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
-import json
+import logging
+import os
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +19,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.data.dataset import Dataset, FrameIndex, Split, VideoFrames
+from harness.data.dataset import Dataset, FrameIndex, ImageFrames, Split, VideoFrames
+from harness.data.fingerprint import content_fingerprint
 from harness.data.roots import data_root, root_unavailable
 from harness.errors import ConfigError, DataError
 from harness.metrics.triplet import COMPONENTS as METRIC_COMPONENTS
 from harness.metrics.triplet import triplet_video_ap
+from plugins.datasets.parsing import plural
 
 NUM_TRIPLETS = 100
 INSTRUMENTS = ("grasper", "bipolar", "hook", "scissors", "clipper", "irrigator")
@@ -51,6 +53,8 @@ VAL_VIDEOS = 5
 TARGET_CHOICES = ("triplet", "all")
 ALL_WIDTH = NUM_TRIPLETS + sum(len(names) for names in COMPONENTS.values())
 
+log = logging.getLogger("sdbench")
+
 
 def triplet_maps() -> np.ndarray:
     """The ``(100, 6)`` table ``IVT, I, V, T, IV, IT`` of ivtmetrics' ``maps.txt``."""
@@ -68,6 +72,42 @@ def maps_file() -> Path:
 
 def video_name(number: int) -> str:
     return f"VID{number:02d}"
+
+
+def frame_png(frame: int) -> str:
+    """The image file name of a frame: its 0-based index at 1 fps, zero-padded to six digits."""
+    return f"{frame:06d}.png"
+
+
+def frame_coverage(video: str, label_file: Path, frame_dir: Path, frame_ids: np.ndarray,
+                   count_unlabelled: bool = True) -> tuple[str | None, bool]:
+    """What differs between the labelled frames of ``video`` and the PNGs in ``frame_dir``, as one message
+    with counts and the first file of each kind (None when they agree), and whether a labelled frame has no
+    image. PNGs without a label are left out of the count unless ``count_unlabelled`` (a label file with
+    problems leaves its faulty rows out, whose images would be counted wrongly)."""
+    present = {name for name in os.listdir(frame_dir) if name.endswith(".png")} if frame_dir.is_dir() else set()
+    expected = [frame_png(frame) for frame in frame_ids.tolist()]
+    missing = [name for name in expected if name not in present]
+    unlabelled = sorted(present - set(expected)) if count_unlabelled else []
+    parts = []
+    if missing:
+        parts.append(f"{plural(len(missing), 'labelled frame')} of {label_file} without an image file in {frame_dir} "
+                     f"(first: {missing[0]})")
+    if unlabelled:
+        parts.append(f"{plural(len(unlabelled), 'image file')} without a label in {label_file} "
+                     f"(first: {unlabelled[0]}; index() leaves them out)")
+    return (f"video {video}: {'; '.join(parts)}" if parts else None), bool(missing)
+
+
+def image_frames(video: str, label_file: Path, frame_dir: Path, frame_ids: np.ndarray) -> ImageFrames:
+    """The PNG of every labelled frame; a :class:`DataError` when one is missing, a warning for PNGs without
+    a label (they are left out)."""
+    message, missing = frame_coverage(video, label_file, frame_dir, frame_ids)
+    if missing:
+        raise DataError(message)
+    if message:
+        log.warning("%s", message)
+    return ImageFrames(tuple(str(frame_dir / frame_png(frame)) for frame in frame_ids.tolist()))
 
 
 def _names(numbers: Iterable[int]) -> tuple[str, ...]:
@@ -226,18 +266,24 @@ class CholecTriplets(Dataset):
         return evaluate_triplets(labels, probs, video_ids, ignore_null=self.options.protocol == "challenge")
 
     def fingerprint(self) -> str:
-        """Root, options and the size and modification time of every label file (frames are not hashed)."""
-        files = sorted(self.label_files()) if self.availability() is None else []
-        stats = [(str(p.relative_to(self.root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-        key = {"dataset": self.name, "root": str(self.root.resolve()) if self.root else None,
-               "options": {k: v for k, v in self.options.raw.items() if k != "root"}, "labels": stats}
-        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """The bytes of every label file the options read, the name and size of every PNG in the frame folder
+        of each of the splits' videos (``<folder>/<video>/*.png`` in either layout), and ``targets``; see
+        :mod:`harness.data.fingerprint`."""
+        options = {"targets": self.options.targets}
+        if self.availability() is not None:
+            return content_fingerprint(self.name, Path(), [], [], options)
+        images = [path for video in self.split_videos() for path in self.root.glob(f"*/{video}/*.png")]
+        return content_fingerprint(self.name, self.root, self.label_files(), images, options)
 
     def check(self) -> list[str]:
         reason = self.availability()
         if reason:
             return [reason]
         problems = []
+        try:
+            self.class_names()
+        except DataError as exc:
+            problems.append(str(exc))
         for video, role in self.split_videos().items():
             path = self.label_path(video)
             if not path.exists():

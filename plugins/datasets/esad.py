@@ -28,7 +28,6 @@ which needs boxes) and the video-wise mAP (``video_mAP``).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +36,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness.data.dataset import Dataset, FrameIndex, ImageFrames, Split, VideoFrames
+from harness.data.fingerprint import content_fingerprint
 from harness.data.roots import data_root, root_unavailable
 from harness.errors import ConfigError, DataError
 from harness.plugins import hookimpl
 from harness.specs import DatasetSpec
+from plugins.datasets.parsing import FieldError, ascii_float, ascii_int, plural, read_lines, read_text
 
 CLASSES = ("CuttingMesocolon", "PullingVasDeferens", "ClippingVasDeferens", "CuttingVasDeferens",
            "ClippingTissue", "PullingSeminalVesicle", "ClippingSeminalVesicle", "CuttingSeminalVesicle",
@@ -50,7 +51,7 @@ CLASSES = ("CuttingMesocolon", "PullingVasDeferens", "ClippingVasDeferens", "Cut
 TRAIN_FOLDERS = ("train/set1", "train/set2")
 TEST_FOLDERS = {"val": "val/obj", "test": "test/obj"}
 VAL_SHARE = 0.15
-_FRAME = re.compile(r"(RARP\d+)_frame_(\d+)")
+_FRAME = re.compile(r"(RARP[0-9]+)_frame_([0-9]+)")
 _UNLABELED = ("negative", "drop")
 
 
@@ -98,19 +99,23 @@ class Esad(Dataset):
         path = self._root() / "train" / "obj.names"
         if not path.exists():
             return CLASSES
-        names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+        names = tuple(line.strip() for line in read_lines(path, "the class names, one a line") if line.strip())
         if len(names) != len(CLASSES):
             raise DataError(f"{path}: expected {len(CLASSES)} class names, found {len(names)}")
         return names
 
     def fingerprint(self) -> str:
-        """The options that change labels, and the name, size and modification time of every file used."""
-        key = [self.name, str(self._root().resolve()), self.unlabeled, self.test_split]
+        """The bytes of the class names and of every label file, the name and size of every image of the folders
+        in use (extensions in any case, as the reader takes them), and the options that change labels; see
+        :mod:`harness.data.fingerprint`."""
+        root = self._root()
+        labels, images = [root / "train" / "obj.names"], []
         for folder in self._folders():
-            for path in sorted((self.root / folder).glob("*")):
-                stat = path.stat()
-                key.append(f"{folder}/{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
-        return hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
+            files = list((root / folder).iterdir()) if (root / folder).is_dir() else []
+            labels += [path for path in files if path.suffix.lower() == ".txt"]
+            images += [path for path in files if path.suffix.lower() == ".jpg"]
+        return content_fingerprint(self.name, root, labels, images,
+                                   {"unlabeled": self.unlabeled, "test_split": self.test_split})
 
     def index(self) -> FrameIndex:
         return self._index(self._scan())
@@ -132,8 +137,9 @@ class Esad(Dataset):
         return {"mAP": frame_map(labels, probs), "video_mAP": video_wise_map(labels, probs, video_ids)}
 
     def check(self) -> list[str]:
-        """Malformed label lines, class indices out of range, label files without an image, file names that are
-        not ``RARPk_frame_n``, missing folders. Images without a label file are fine (no box)."""
+        """Malformed label lines, class indices out of range, label files without an image (counted per video),
+        file names that are not ``RARPk_frame_n``, two files of one frame whose extensions differ only in case,
+        missing folders. Images without a label file are fine (no box)."""
         if (reason := self.availability()) is not None:
             return [reason]
         problems = self._scan().problems
@@ -195,7 +201,7 @@ class Esad(Dataset):
         """Read every label file and list every image of the folders in use."""
         root, scan = self._root(), _Scan()
         num_classes = len(CLASSES)
-        if self.test_split == "test" and not any((root / TEST_FOLDERS["test"]).glob("*.txt")):
+        if self.test_split == "test" and not any((root / TEST_FOLDERS["test"]).glob("*.[tT][xX][tT]")):
             scan.problems.append(f"test_split 'test': {root / TEST_FOLDERS['test']} holds no label files")
         per_folder: dict[str, dict[str, list[tuple[int, Path, np.ndarray]]]] = {}
         for folder in self._folders():
@@ -216,45 +222,76 @@ class Esad(Dataset):
 
 
 def _scan_folder(folder: Path, num_classes: int, problems: list[str]) -> dict[str, list[tuple[int, Path, np.ndarray]]]:
-    """Per video ``RARPk`` of one folder: (frame number, image, label row) of each image; problems appended."""
+    """Per video ``RARPk`` of one folder: (frame number, image, label row) of each image; problems appended.
+
+    Label files without an image are reported per video, with their count and the first one."""
+    images, label_files = _files_by_stem(folder, ".jpg", problems), _files_by_stem(folder, ".txt", problems)
     videos: dict[str, list[tuple[int, Path, np.ndarray]]] = {}
-    for label_file in sorted(folder.glob("*.txt")):
-        if not label_file.with_suffix(".jpg").exists():
-            problems.append(f"label file {label_file} has no image {label_file.with_suffix('.jpg').name}")
-    for image in sorted(folder.glob("*.jpg")):
-        match = _FRAME.fullmatch(image.stem)
+    for stem, image in sorted(images.items()):
+        if image is None:
+            continue
+        match = _FRAME.fullmatch(stem)
         if match is None:
             problems.append(f"image {image}: name is not RARP<k>_frame_<n>.jpg")
             continue
-        row = _read_labels(image.with_suffix(".txt"), num_classes, problems)
-        videos.setdefault(match[1], []).append((int(match[2]), image, row))
+        try:
+            frame = ascii_int(match[2], "frame number")
+        except FieldError as exc:
+            problems.append(f"image {image}: {exc}")
+            continue
+        row = _read_labels(label_files.get(stem), num_classes, problems)
+        videos.setdefault(match[1], []).append((frame, image, row))
+    orphans: dict[str, list[str]] = {}
+    for stem, label_file in sorted(label_files.items()):
+        if stem not in images:
+            match = _FRAME.fullmatch(stem)
+            orphans.setdefault(f"video {match[1]} in {folder}" if match else str(folder), []).append(label_file.name)
+    for where, names in orphans.items():
+        problems.append(f"{where}: {plural(len(names), 'label file')} without an image file (first: {names[0]})")
     return videos
 
 
-def _read_labels(path: Path, num_classes: int, problems: list[str]) -> np.ndarray:
-    """The multi-label row of one YOLO label file (all zero when there is none); problems appended."""
+def _files_by_stem(folder: Path, suffix: str, problems: list[str]) -> dict[str, Path | None]:
+    """The files of ``folder`` whose extension is ``suffix`` in any case (``.JPG`` from a copy made on a
+    case-insensitive file system), by stem; None for a stem with two such files (ambiguous, reported)."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() == suffix:
+            found.setdefault(path.stem, []).append(path)
+    for stem, paths in found.items():
+        if len(paths) > 1:
+            problems.append(f"{folder}: {' and '.join(p.name for p in paths)} differ only in the case of their "
+                            f"extension; expected one {suffix} file per frame, keep one of them")
+    return {stem: paths[0] if len(paths) == 1 else None for stem, paths in found.items()}
+
+
+def _read_labels(path: Path | None, num_classes: int, problems: list[str]) -> np.ndarray:
+    """The multi-label row of one YOLO label file (all zero when there is none, or it is empty: no box);
+    problems appended."""
     row = np.zeros(num_classes, dtype=np.uint8)
-    if not path.exists():
+    if path is None:
         return row
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        lines = read_text(path).splitlines()
+    except DataError as exc:
+        problems.append(str(exc))
+        return row
+    for number, line in enumerate(lines, 1):
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 5 or not fields[0].isdigit() or not all(_is_float(f) for f in fields[1:]):
+        if len(fields) != 5:
             problems.append(f"{path}, line {number}: expected 'class xc yc w h', found {line!r}")
-        elif int(fields[0]) >= num_classes:
-            problems.append(f"{path}, line {number}: class index {fields[0]} out of range 0-{num_classes - 1}")
-        else:
-            row[int(fields[0])] = 1
+            continue
+        try:
+            label = ascii_int(fields[0], "class index", maximum=num_classes - 1)
+            for value in fields[1:]:
+                ascii_float(value, "box coordinate")
+        except FieldError as exc:
+            problems.append(f"{path}, line {number}: {exc}")
+            continue
+        row[label] = 1
     return row
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _validation_videos(frame_counts: list[int], videos: list[str]) -> list[str]:
