@@ -11,6 +11,7 @@ from typing import Sequence
 
 from harness.config import RERUN_POLICIES
 from harness.errors import SdbenchError
+from harness.faults import kill_target
 from harness.plugins import STRICT_ENV, get_registry
 
 DEFAULT_OUT = "sdbench-runs/latest"
@@ -188,7 +189,10 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"{len(garbage)} item(s), {_human(total)} would be freed; run without --dry-run to remove them")
     else:
-        print(f"freed {_human(collect(garbage))} in {len(garbage)} item(s)")
+        removed = collect(garbage)
+        print(f"freed {_human(sum(item.bytes for item in removed))} in {len(removed)} item(s)"
+              + (f"; {len(garbage) - len(removed)} skipped (their job was started meanwhile, or they were gone)"
+                 if len(removed) < len(garbage) else ""))
     return 0
 
 
@@ -288,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
+        kill_target()  # a malformed SDBENCH_KILL_AT fails here, before any work
         return args.func(args)
     except SdbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -4,7 +4,8 @@ The runner hands an executor a list of :class:`Job` objects and a :class:`Work` 
 ``work(job)`` for every job, wherever it likes, and yields one :class:`Outcome` per job as they finish.
 Both are small picklable values: a worker process rebuilds the runner from the run's configuration and
 finds its inputs (frames, teacher histories, soft labels) in the shared run directory. ``work(job)``
-never raises for a failure of the job itself: it records the error and returns a failed outcome.
+never raises for a failure of the job itself: it records the error and returns a failed outcome. A job that
+another process is running (another ``bench run`` on the same directory) comes back ``busy`` at once.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class Job:
     teaching: str | None = None
     """Students only: the key of the soft-labels artifact they train on."""
     label: str = ""
+    since: float | None = None
+    """Under ``rerun: all``, the run's start: the job counts as complete only if it finished at or after it."""
+    wait: bool = False
+    """Wait for the job's lock when another process holds it (the runner's retry of a busy job), instead of
+    returning a busy outcome at once."""
 
     def describe(self) -> str:
         label = f" ({self.label})" if self.label else ""
@@ -42,6 +48,9 @@ class Outcome:
     error: str | None = None
     trained: bool = False
     """False when the job was already complete (or its failure was kept) and nothing ran."""
+    busy: bool = False
+    """Another process held the job's lock (and ``job.wait`` was not set): nothing ran, and the runner retries
+    the job, waiting for the lock, once the other jobs of its stage have run."""
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,18 @@ versions of the plugins involved. Layout under the store root::
 
     <stage>/<key>/                  a finished job: its files and, written last, done.json
     <stage>/.partial-<key>/         the work directory of an unfinished job (training checkpoint, history so far)
-    <stage>/.partial-<key>.lock     held (flock) by the process running the job
+    <stage>/.partial-<key>.lock     held (:mod:`harness.locks`) by the process running the job; it stays
+                                    on disk after the job (``bench gc`` removes it)
     <stage>/<key>.failed.json       the error of the job's last failed attempt
 
 A job works in its partial directory, writes ``done.json`` last and renames the directory to its final
 path: a directory at the final path is always complete, and a rerun skips it. A killed job leaves its
-partial directory behind, and the next attempt resumes from what it holds.
+partial directory behind, and the next attempt resumes from what it holds. Completion is checked again
+once the job's lock is held, so a job that another process finished while this one waited is not redone.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -27,8 +28,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from harness.atomic import write_json
-from harness.errors import SdbenchError
 from harness.faults import kill_point
+from harness.locks import fsync_directory, held
 
 DONE = "done.json"
 PARTIAL_PREFIX = ".partial-"
@@ -37,10 +38,6 @@ ASIDE_PREFIX = ".old-"
 """A finished artifact being replaced is renamed to ``<ASIDE_PREFIX><name>-<pid>`` before it is removed."""
 CHECKPOINT = "checkpoint.pt"
 """A job's training state in its work directory (:mod:`harness.checkpoint`), which a rerun resumes from."""
-
-
-class JobBusyError(SdbenchError):
-    """Another process holds the job's lock: it is running the same job right now."""
 
 
 def canonical_json(data: Any) -> str:
@@ -66,8 +63,15 @@ class ArtifactStore:
     def failure_path(self, stage: str, key: str) -> Path:
         return self.root / stage / f"{key}.failed.json"
 
-    def is_complete(self, stage: str, key: str) -> bool:
-        return (self.path(stage, key) / DONE).is_file()
+    def lock_path(self, stage: str, key: str) -> Path:
+        return self.root / stage / f"{PARTIAL_PREFIX}{key}{LOCK_SUFFIX}"
+
+    def is_complete(self, stage: str, key: str, since: float | None = None) -> bool:
+        """Whether the job has finished; with ``since`` (a :func:`time.time`), whether it finished at or after it."""
+        done = self.path(stage, key) / DONE
+        if since is None or not done.is_file():
+            return done.is_file()
+        return json.loads(done.read_text()).get("finished", 0.0) >= since
 
     def failure(self, stage: str, key: str) -> dict[str, Any] | None:
         """The record of the job's last failed attempt, if its last attempt failed."""
@@ -81,16 +85,23 @@ class ArtifactStore:
                     "traceback": "".join(traceback.format_exception(error))})
 
     @contextmanager
-    def writing(self, stage: str, key: str, description: Mapping[str, Any], fresh: bool = False) -> Iterator[Path]:
+    def writing(self, stage: str, key: str, description: Mapping[str, Any], fresh: bool = False,
+                wait: bool = True, since: float | None = None) -> Iterator[Path | None]:
         """The job's work directory, locked for this process; on success it becomes ``path(stage, key)``.
 
-        What an earlier, interrupted attempt left in the work directory is kept for the job to resume from,
-        unless ``fresh``. On failure the directory stays, and the exception propagates.
+        Yields None instead, and changes nothing, when the job is complete (at or after ``since``, see
+        :meth:`is_complete`) once the lock is held: another process finished it while this one waited. A
+        complete job older than ``since`` is replaced. What an earlier, interrupted attempt left in the work
+        directory is kept for the job to resume from, unless ``fresh``. On failure the directory stays, and
+        the exception propagates. Without ``wait``, :class:`~harness.locks.LockBusyError` is raised at once
+        when another process holds the job's lock.
         """
         final, work = self.path(stage, key), self.partial_path(stage, key)
         work.parent.mkdir(parents=True, exist_ok=True)
-        lock = work.with_name(work.name + LOCK_SUFFIX)
-        with _exclusive_lock(lock, f"{stage} job {key}"):
+        with held(self.lock_path(stage, key), f"{stage} job {key}", wait=wait):
+            if self.is_complete(stage, key, since):
+                yield None
+                return
             if fresh and work.exists():
                 shutil.rmtree(work)
             work.mkdir(exist_ok=True)
@@ -98,25 +109,13 @@ class ArtifactStore:
             yield work
             write_json(work / DONE, {"stage": stage, "key": key, "job": dict(description),
                                      "seconds": round(time.time() - started, 3), "finished": time.time()})
+            fsync_directory(work)
             kill_point("artifact-rename")
             if final.exists():
                 _remove_aside(final)
             os.replace(work, final)
             self.failure_path(stage, key).unlink(missing_ok=True)
-            lock.unlink(missing_ok=True)
-
-
-@contextmanager
-def _exclusive_lock(path: Path, what: str) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise JobBusyError(f"{what} is being run by another process (lock {path} is held)") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fsync_directory(final.parent)
 
 
 def _remove_aside(directory: Path) -> None:

@@ -26,6 +26,8 @@ def teacher_epochs(run_dir: Path) -> pd.DataFrame:
     """One row per finished teacher epoch of ``run_dir`` (columns ``COLUMNS``; scores are fractions)."""
     rows = []
     for done in sorted(Path(run_dir).glob("jobs/teacher/*/done.json")):
+        if done.parent.name.startswith("."):  # a work directory or a set-aside artifact, not a finished job
+            continue
         job, history = json.loads(done.read_text())["job"], TeacherHistory(done.parent / "history")
         best = best_val_epoch(history) if history.epochs else None
         for epoch in history.epochs:

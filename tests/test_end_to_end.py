@@ -67,7 +67,7 @@ def test_run_record_holds_config_versions_and_revision(finished_run: Path):
 
 
 def test_each_teacher_is_trained_once_and_records_its_history(finished_run: Path):
-    teachers = sorted((finished_run / "jobs" / "teacher").iterdir())
+    teachers = sorted(p for p in (finished_run / "jobs" / "teacher").iterdir() if not p.name.startswith("."))
     assert len(teachers) == 2 * 2  # datasets x seeds, shared by all six strategies
     history = json.loads((teachers[0] / "history" / "history.json").read_text())
     assert [r["epoch"] for r in history["epochs"]] == [1, 2, 3]

@@ -111,7 +111,7 @@ def test_killed_run_resumes_to_identical_results(point: str, plan: Path, home: P
     killed = bench("run", "--out", str(out), "--quiet", config=plan, home=run_home, kill_at=kill_at)
     assert killed.returncode == -9, f"{point} was never reached:\n{killed.stderr}"
     if point.startswith("atomic-write"):  # the kill landed while the frame store was being written
-        frames = list(run_home.glob("frames/demo-phases/*/32/*"))
+        frames = list(run_home.glob("frames/demo-phases/*/*/32/*"))
         assert 0 < len([f for f in frames if f.suffix == ".npy"]) < 6 and any(f.suffix == ".tmp" for f in frames)
         assert_gc_removes_only_stale_frame_store_temporaries(run_home, monkeypatch, capsys)
     if (out / "jobs").exists():
@@ -226,10 +226,13 @@ def test_gc_lists_then_frees_checkpoints_and_leftovers(reference: Path, plan: Pa
     subprocess.run(["cp", "-r", str(reference), str(out)], check=True)
     leftover = out / "jobs" / "teacher" / ".history.json.abc123.tmp"
     leftover.write_text("{")
+    stale = time.time() - 2 * STALE_TEMP_S  # a killed write's; a fresh one may be another run's live write
+    os.utime(leftover, (stale, stale))
+    locks = list((out / "jobs").glob("*/.partial-*.lock"))  # they stay after their jobs; gc removes them
     checkpoints = list((out / "jobs").glob("*/*/checkpoint.pt"))
     finished = [d for stage in ("teacher", "student") for d in (out / "jobs" / stage).iterdir() if d.is_dir()
                 and not d.name.startswith(".")]
-    assert len(checkpoints) == len(finished) == 2 + 6
+    assert len(checkpoints) == len(finished) == 2 + 6 and len(locks) == 2 + 6 + 6
     total = sum(p.stat().st_size for p in checkpoints) + leftover.stat().st_size
 
     assert main(["gc", str(out), "--dry-run"]) == 0
@@ -238,8 +241,8 @@ def test_gc_lists_then_frees_checkpoints_and_leftovers(reference: Path, plan: Pa
     assert all(p.exists() for p in checkpoints)
 
     assert main(["gc", str(out)]) == 0
-    assert not any(p.exists() for p in checkpoints) and not leftover.exists()
-    assert f"freed {_human(total)} in {len(checkpoints) + 1} item(s)" in capsys.readouterr().out
+    assert not any(p.exists() for p in checkpoints + locks) and not leftover.exists()
+    assert f"freed {_human(total)} in {len(checkpoints) + 1 + len(locks)} item(s)" in capsys.readouterr().out
     rerun = bench("run", "--out", str(out), config=plan, home=home)
     assert rerun.returncode == 0 and "trained 0 teacher(s) and 0 student(s)" in rerun.stderr
     pd.testing.assert_frame_equal(results(out), results(reference), check_exact=True)
