@@ -1,10 +1,11 @@
 """Time our batch path (memmapped frames, batched augmentation) against a per-sample DataLoader pipeline.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/loader_speed.py [--quick] [--cores N] [--repeats N]
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/loader_speed.py [--quick] [--frames N] [--cores N] [--repeats N]
 [--device cpu|cuda|auto]``.
 
-What is compared, on the same 2,000 synthetic 224x224 RGB frames (500 with --quick), random batches of 64
-(full batches only), CPU, 2 cores (``--cores``: N torch threads for ours, N DataLoader workers for the baseline):
+What is compared, on the same 2,000 synthetic 224x224 RGB frames (500 with --quick, N with --frames), random
+batches of 64 (full batches only), CPU, 2 cores (``--cores``: N torch threads for ours, N DataLoader workers
+for the baseline):
 
 - ours: the training loop's input path: frames in per-video ``.npy`` files opened once with
   ``mmap_mode="r"`` -> ``iterate_batches`` (gathers the next batch on a background thread) ->
@@ -16,7 +17,10 @@ What is compared, on the same 2,000 synthetic 224x224 RGB frames (500 with --qui
   sample a PNG decoded with PIL, then torchvision v2 RandomHorizontalFlip, RandomAffine(45, translate
   0.0625, scale 0.9-1.1, bilinear) and a small ColorJitter, each with probability 0.5 as in the reference
   (torchvision fills the corners instead of reflecting), then ToDtype and Normalize; workers are persistent and the timed
-  epoch is the second one, so worker start-up is not counted (this favours the baseline).
+  epoch is the second one, so worker start-up is not counted (this favours the baseline); with
+  ``--device cuda`` the DataLoader pins its batches and each is copied to the GPU without blocking, as a
+  training loop would, so that both sides end with their batches on the GPU (ours copies uint8 frames, the
+  baseline float32 ones: that difference is part of what is compared).
 
 Both are timed over warm epochs (files in the page cache), ``--repeats`` of each, interleaved; the ratio of
 the best epochs is the figure (as ``timeit`` takes the best run: noise only slows), with the median ratio of
@@ -92,11 +96,14 @@ def time_ours(frame_set: FrameSet, n_batches: int, device: torch.device) -> floa
     return elapsed
 
 
-def time_baseline(loader: DataLoader, n_batches: int) -> float:
+def time_baseline(loader: DataLoader, n_batches: int, device: torch.device) -> float:
     start = time.perf_counter()
     count = 0
     for batch in loader:
+        batch = batch.to(device, non_blocking=True)
         count += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
     assert count == n_batches and batch.shape == (BATCH, 3, SIZE, SIZE)
     return elapsed
@@ -105,13 +112,14 @@ def time_baseline(loader: DataLoader, n_batches: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500 frames instead of 2,000")
+    parser.add_argument("--frames", type=int, help="this many frames instead (a smoke run: 128)")
     parser.add_argument("--cores", type=int, default=2, help="torch threads (ours) and DataLoader workers (baseline)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs of each, interleaved")
     parser.add_argument("--device", default="cpu",
                         help="where ours augments: cpu (default), cuda, or auto (CUDA when present)")
     args = parser.parse_args()
     device = pick_device(args.device)
-    n = 500 if args.quick else 2000
+    n = args.frames or (500 if args.quick else 2000)
     torch.set_num_threads(args.cores)
     frames = make_frames(n)
     n_batches = n // BATCH
@@ -124,13 +132,14 @@ def main() -> None:
         png_kb = sum(p.stat().st_size for p in paths) / len(paths) / 1024
 
         loader = DataLoader(PngFrames(paths), batch_size=BATCH, shuffle=True, num_workers=args.cores, drop_last=True,
-                            persistent_workers=True, generator=torch.Generator().manual_seed(SEED))
+                            persistent_workers=True, pin_memory=device.type == "cuda",
+                            generator=torch.Generator().manual_seed(SEED))
         time_ours(frame_set, n_batches, device)  # warm-up: page cache, torch kernels
-        time_baseline(loader, n_batches)  # warm-up: worker start-up, page cache
+        time_baseline(loader, n_batches, device)  # warm-up: worker start-up, page cache
         ours, baseline = [], []
         for _ in range(args.repeats):  # interleaved, so that a noisy spell hits both sides
             ours.append(n_batches / time_ours(frame_set, n_batches, device))
-            baseline.append(n_batches / time_baseline(loader, n_batches))
+            baseline.append(n_batches / time_baseline(loader, n_batches, device))
         del loader
 
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

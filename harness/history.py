@@ -10,11 +10,19 @@ never need the model again. Layout of a history directory::
     val_labels.npy        hard labels of the validation frames
     probs/train_EEE.npy   float32 (N, C) probabilities on the training frames after epoch EEE (1-based)
     probs/val_EEE.npy     float32 (M, C) probabilities on the validation frames
+
+Every stored loss and probability is finite: the writer refuses others, and the reader refuses a history
+that holds others (corrupt, or written by a version that let a diverged teacher through) with a
+:class:`~harness.errors.DataError` naming the file, so that no strategy or window rule ever sees NaN.
+
+A student job logs its training losses the same way, in ``history.json`` of its job directory
+(:class:`LossLog`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +32,12 @@ import numpy as np
 
 from harness.atomic import write_json, write_npy
 from harness.diagnostics import diagnose, nll, true_label_confidence
+from harness.errors import DataError, DivergedError
+
+STUDENT_HISTORY = "history.json"
+"""The per-epoch training losses of a student, in its job directory (see :class:`LossLog`)."""
+_REFUSED = ("the history is corrupt, or was written by a version that stored a diverged teacher; delete the "
+            "teacher's job directory to train it again")
 
 
 @dataclass(frozen=True)
@@ -38,7 +52,9 @@ class EpochRecord:
 
 
 class TeacherHistory:
-    """Read access to a teacher run's history. Probabilities are memory-mapped on demand."""
+    """Read access to a teacher run's history. Probabilities are memory-mapped on demand. An epoch whose
+    training loss is not finite is refused when it is asked for, a probability file holding a non-finite
+    value when it is first read."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
@@ -48,6 +64,7 @@ class TeacherHistory:
         self.primary_metric: str = meta["primary_metric"]
         self.records: tuple[EpochRecord, ...] = tuple(EpochRecord(**r) for r in meta["epochs"])
         self._curves: dict[tuple[str, int], float] = {}
+        self._finite: set[Path] = set()
 
     @property
     def epochs(self) -> list[int]:
@@ -57,6 +74,9 @@ class TeacherHistory:
     def record(self, epoch: int) -> EpochRecord:
         for r in self.records:
             if r.epoch == epoch:
+                if not math.isfinite(r.train_loss):
+                    raise DataError(f"{self.directory / 'history.json'}: the training loss of epoch {epoch} is "
+                                    f"{r.train_loss}: {_REFUSED}")
                 return r
         raise KeyError(f"teacher seed {self.seed} has no epoch {epoch}; it has epochs {self.epochs}")
 
@@ -85,12 +105,19 @@ class TeacherHistory:
 
     def train_probs(self, epoch: int) -> np.ndarray:
         """Eval-mode probabilities on the teacher's own training frames after ``epoch``: the soft labels."""
-        self.record(epoch)
-        return np.load(self.directory / "probs" / f"train_{epoch:03d}.npy", mmap_mode="r")
+        return self._probs("train", epoch)
 
     def val_probs(self, epoch: int) -> np.ndarray:
+        return self._probs("val", epoch)
+
+    def _probs(self, part: str, epoch: int) -> np.ndarray:
         self.record(epoch)
-        return np.load(self.directory / "probs" / f"val_{epoch:03d}.npy", mmap_mode="r")
+        path = self.directory / "probs" / f"{part}_{epoch:03d}.npy"
+        probs = np.load(path, mmap_mode="r")
+        if path not in self._finite:
+            _require_finite(probs, lambda problem: DataError(f"{path}: {problem}: {_REFUSED}"))
+            self._finite.add(path)
+        return probs
 
     def fit_confidence(self, epoch: int) -> float:
         """Mean probability that the teacher after ``epoch`` gives to the true labels of its training frames
@@ -134,7 +161,12 @@ class HistoryWriter:
         write_json(self.directory / "history.json", self._meta)
 
     def add_epoch(self, record: EpochRecord, train_probs: np.ndarray, val_probs: np.ndarray) -> None:
-        """Store the epoch's probabilities, then its record with the diagnostics of ``val_probs``."""
+        """Store the epoch's probabilities, then its record with the diagnostics of ``val_probs``; a
+        non-finite loss or probability raises :class:`DivergedError` and nothing of the epoch is stored."""
+        if not math.isfinite(record.train_loss):
+            raise DivergedError(f"the training loss of epoch {record.epoch} is {record.train_loss}")
+        for probs in (train_probs, val_probs):
+            _require_finite(probs, lambda problem: DivergedError(f"epoch {record.epoch}: {problem}"))
         val_probs = val_probs.astype(np.float32)
         write_npy(self.directory / "probs" / f"train_{record.epoch:03d}.npy", train_probs.astype(np.float32))
         write_npy(self.directory / "probs" / f"val_{record.epoch:03d}.npy", val_probs)
@@ -154,3 +186,32 @@ def _earlier_epochs(directory: Path, seed: int, train_labels: np.ndarray, val_la
     same = (meta.get("seed") == seed and np.array_equal(np.load(directory / "train_labels.npy"), train_labels)
             and np.array_equal(np.load(directory / "val_labels.npy"), val_labels))
     return list(meta["epochs"]) if same else []
+
+
+def _require_finite(probs: np.ndarray, error: Callable[[str], Exception]) -> None:
+    """Raise ``error(problem)`` when some of the (N, C) ``probs`` are not finite."""
+    rows = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+    if len(rows):
+        raise error(f"the probabilities of {len(rows)} of {len(probs)} frames are not finite (first: frame {rows[0]})")
+
+
+class LossLog:
+    """The training loss of every finished epoch of one fit, as ``{"seed": s, "epochs": [{"epoch": e,
+    "train_loss": l}, ...]}`` in a JSON file, rewritten atomically after each epoch.
+
+    Resumable like :class:`HistoryWriter`: opened on the file of an interrupted fit of the same seed, it keeps
+    its records, and an epoch added again (retrained after a kill) replaces that epoch and everything after it.
+    """
+
+    def __init__(self, path: Path, seed: int) -> None:
+        self.path = Path(path)
+        earlier = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self._meta = {"seed": seed, "epochs": earlier["epochs"] if earlier.get("seed") == seed else []}
+
+    def add(self, epoch: int, loss: float) -> None:
+        """Record ``epoch``'s mean training loss; a non-finite one raises :class:`DivergedError`."""
+        if not math.isfinite(loss):
+            raise DivergedError(f"the training loss of epoch {epoch} is {loss}")
+        kept = [r for r in self._meta["epochs"] if r["epoch"] < epoch]
+        self._meta["epochs"] = kept + [{"epoch": epoch, "train_loss": loss}]
+        write_json(self.path, self._meta)

@@ -1,5 +1,10 @@
 """Long-format result rows and the comparison tables that are views of them (statistics in
-:mod:`harness.statistics`)."""
+:mod:`harness.statistics`).
+
+A row's ``degenerate`` says whether its student is degenerate on the test frames (:mod:`harness.degenerate`):
+its number stays in the tables, marked, because it is a result of the strategy (leaving it out would compare
+the strategies on different seeds and favour those whose students fail), but it is not evidence. Files
+written before the column existed read as not degenerate."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from harness.statistics import column_ranks, paired_comparison
 
 RESULTS_FILE = "results.csv"
 COLUMNS = ["dataset", "split", "backbone", "strategy", "seed", "metric", "value", "primary", "checkpoints",
-           "student_key"]
+           "student_key", "degenerate"]
 
 
 def write_results(rows: Iterable[Mapping[str, object]], run_dir: Path) -> pd.DataFrame:
@@ -37,8 +42,8 @@ def _column_label(dataset: str, backbone: str, metric: str, several_backbones: b
 
 REFERENCE = "best-val"
 ALPHA = 0.05
-FLAGS = {"better": "▲", "worse": "▼"}
-LATEX_FLAGS = {"better": r"$^{\blacktriangle}$", "worse": r"$^{\blacktriangledown}$"}
+FLAGS = {"better": "▲", "worse": "▼", "degenerate": "⚠"}
+LATEX_FLAGS = {"better": r"$^{\blacktriangle}$", "worse": r"$^{\blacktriangledown}$", "degenerate": r"$^{\dagger}$"}
 
 
 def comparison(rows: pd.DataFrame, strategy_order: list[str] | None = None, reference: str = REFERENCE,
@@ -52,12 +57,14 @@ def comparison(rows: pd.DataFrame, strategy_order: list[str] | None = None, refe
                       paired comparison with ``reference`` over matched (split, seed) pairs (see
                       :mod:`harness.statistics`); ``flag`` is "better" or "worse" when p < ``alpha``, else "".
                       Empty for the reference itself and when the reference has no results.
+    degenerate        how many of the n results are of degenerate students; they count in every other column
     """
     primary = rows[rows["primary"].astype(bool)].copy()
     several = primary["backbone"].nunique() > 1
     primary["column"] = [_column_label(d, b, m, several)
                          for d, b, m in zip(primary["dataset"], primary["backbone"], primary["metric"])]
     primary["value"] = primary["value"] * 100
+    primary["degenerate"] = primary["degenerate"].eq(True) if "degenerate" in primary else False
     stats = (primary.groupby(["strategy", "column"], sort=False)["value"]
              .agg(mean="mean", std="std", n="count").reset_index())
     stats["std"] = stats["std"].fillna(0.0)
@@ -69,6 +76,8 @@ def comparison(rows: pd.DataFrame, strategy_order: list[str] | None = None, refe
     significant = stats["p_value"] < alpha
     stats["flag"] = np.where(significant & (stats["delta"] > 0), "better",
                              np.where(significant & (stats["delta"] < 0), "worse", ""))
+    flagged = primary.groupby(["strategy", "column"], sort=False)["degenerate"].sum().rename("degenerate")
+    stats = stats.merge(flagged.reset_index(), on=["strategy", "column"], how="left")
     order = strategy_order or list(dict.fromkeys(rows["strategy"]))
     rank = {s: i for i, s in enumerate(order)}
     return stats.sort_values(["strategy", "column"], key=lambda s: s.map(rank) if s.name == "strategy" else s)
@@ -79,6 +88,8 @@ def _cell(row: pd.Series, bold: Callable[[str], str], flags: Mapping[str, str], 
     text = bold(text) if row["best"] else text
     if row["flag"]:
         text += f" {flags[row['flag']]}"
+    if row["degenerate"]:
+        text += f" {flags['degenerate']}"
     return f"{text} ({row['rank']:g})"
 
 
@@ -116,9 +127,22 @@ def _captions(stats: pd.DataFrame, reference: str, alpha: float) -> tuple[str, s
     return main, paired
 
 
+def _degenerate_note(stats: pd.DataFrame, mark: str) -> str | None:
+    """What ``mark`` in a cell means, and the cells it marks; None when no student is degenerate."""
+    flagged = stats[stats["degenerate"] > 0]
+    if flagged.empty:
+        return None
+    cells = "; ".join(f"{r.strategy} on {r.column}: {r.degenerate:g} of {r.n:g} students"
+                      for r in flagged.itertuples())
+    return (f"{mark} degenerate students: {cells}. A degenerate student predicted one class for every test frame "
+            "(multi-label: every class's probability is constant over the test frames), so its number is not "
+            "evidence; it still counts in the mean, the rank and the paired test, since leaving it out would "
+            "compare the strategies on different seeds.")
+
+
 def render_tables(stats: pd.DataFrame, reference: str = REFERENCE, alpha: float = ALPHA) -> dict[str, str]:
-    """The comparison as Markdown, LaTeX and CSV text: the main table (mean ± std, flags, ranks, mean rank)
-    and, when ``reference`` has results, the table of paired differences to it."""
+    """The comparison as Markdown, LaTeX and CSV text: the main table (mean ± std, flags, ranks, mean rank,
+    the note on degenerate students) and, when ``reference`` has results, the table of paired differences."""
     from tabulate import tabulate
 
     main_caption, paired_caption = _captions(stats, reference, alpha)
@@ -127,6 +151,9 @@ def render_tables(stats: pd.DataFrame, reference: str = REFERENCE, alpha: float 
     md = tabulate(markdown, headers="keys", tablefmt="github") + f"\n\n{main_caption}\n"
     tex = (f"% {main_caption}\n".replace("▲/▼", "up/down triangles (amssymb)")
            + tabulate(latex, headers="keys", tablefmt="latex_raw") + "\n")
+    if note := _degenerate_note(stats, FLAGS["degenerate"]):
+        md += f"\n{note}\n"
+        tex += f"% {_degenerate_note(stats, LATEX_FLAGS['degenerate'])}\n"
     if paired_caption:
         paired = _paired_wide(stats)
         md += "\n" + tabulate(paired, headers="keys", tablefmt="github") + f"\n\n{paired_caption}\n"

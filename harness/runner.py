@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -31,10 +33,12 @@ from harness.config import RunConfig, load_config
 from harness.data.dataset import Dataset, FrameIndex, Split
 from harness.data.frames import FrameStore
 from harness.data.loader import FrameSet
-from harness.errors import ConfigError, SdbenchError
+from harness.degenerate import degenerate
+from harness.errors import ConfigError, DivergedError, SdbenchError
 from harness.executor import Executor, Job, Outcome, Work
 from harness.faults import kill_point
-from harness.history import EpochRecord, HistoryWriter, TeacherHistory
+from harness.history import STUDENT_HISTORY, EpochRecord, HistoryWriter, LossLog, TeacherHistory
+from harness.locks import LockBusyError
 from harness.models import BackboneRef, build_backbone, check_input_size, resolve_backbone
 from harness.paths import sdbench_home
 from harness.plugins import Registry, get_registry
@@ -42,7 +46,7 @@ from harness.progress import Progress
 from harness.missing import write_missing
 from harness.results import write_results, write_tables
 from harness.runinfo import write_run_record
-from harness.store import CHECKPOINT, ArtifactStore, JobBusyError, canonical_json, job_key
+from harness.store import CHECKPOINT, ArtifactStore, canonical_json, job_key
 from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
 
 
@@ -125,6 +129,7 @@ class Runner:
         self._datasets: dict[str, LoadedDataset] = {}
         self._executor: Executor | None = None
         self.trained = {"teacher": 0, "student": 0}
+        self.started = time.time()  # rerun: all recomputes what finished before this and keeps what finished since
         self.work = Work(self.config.to_dict(), str(self.out_dir), self.progress.quiet)
         _RUNNERS[(self.work.out_dir, canonical_json(self.work.config))] = self
 
@@ -184,7 +189,8 @@ class Runner:
     def executor(self) -> Executor:
         if self._executor is None:
             name = self.config.executor
-            self._executor = self.registry.get("executor", name).factory(self.config.executor_options.get(name, {}))
+            self._executor = self.registry.get("executor", name).factory(
+                {**self.config.executor_options.get(name, {}), "device": self.config.device})
         return self._executor
 
     def cell(self, dataset: str, split: str, backbone: str) -> Cell:
@@ -229,7 +235,8 @@ class Runner:
 
     def _frames_key(self, cell: Cell) -> str:
         return job_key("frames", {"dataset": cell.data.name, "fingerprint": cell.data.fingerprint,
-                                  "image_size": self.config.image_size}, versions={"dataset": cell.data.version})
+                                  "image_size": self.config.image_size},
+                       versions={"dataset": cell.data.version, "frames": self.frame_store.pipeline})
 
     def _job_config(self, cell: Cell, stage: str, seed: int) -> dict[str, Any]:
         """What a teacher or student job's key hashes besides its upstream keys, and its ``done.json`` records."""
@@ -262,19 +269,25 @@ class Runner:
     # -- executing one job (here or in a worker process) ------------------------------------------
 
     def execute(self, job: Job) -> Outcome:
-        """Run ``job`` unless it is complete; a failure is recorded in the store and returned, not raised."""
-        if self.store.is_complete(job.stage, job.key) and self.config.rerun != "all":
+        """Run ``job`` unless it is complete; a failure is recorded in the store and returned, not raised.
+
+        When another process holds the job's lock, the outcome is ``busy`` at once, unless ``job.wait``: then
+        the lock is awaited, and a job the other process finished meanwhile is not run again."""
+        if self.store.is_complete(job.stage, job.key, job.since):
             return Outcome(job, ok=True)
         try:
             cell = self.cell(job.dataset, job.split, job.backbone)
             description = {"job": vars(job)} | self._job_config(cell, job.stage, job.seed)
-            with self.store.writing(job.stage, job.key, description, fresh=self.config.rerun == "all") as work_dir:
+            with self.store.writing(job.stage, job.key, description, fresh=self.config.rerun == "all",
+                                    wait=job.wait, since=job.since) as work_dir:
+                if work_dir is None:
+                    return Outcome(job, ok=True)
                 if job.stage == "teacher":
                     self._train_teacher(cell, job.seed, work_dir)
                 else:
                     self._train_student(cell, job, work_dir)
-        except JobBusyError as exc:
-            return Outcome(job, ok=False, error=str(exc))
+        except LockBusyError as exc:
+            return Outcome(job, ok=False, error=str(exc), busy=True)
         except Exception as exc:  # noqa: BLE001 - one failed job must not stop the independent ones
             self.store.record_failure(job.stage, job.key, vars(job), exc)
             return Outcome(job, ok=False, error=f"{type(exc).__name__}: {exc}", trained=True)
@@ -294,18 +307,25 @@ class Runner:
         name = f"teacher {cell.describe()} seed {seed}"
 
         def on_epoch(epoch: int, loss: float, model) -> None:
-            train_probs = predict(model, backbone, train_frames, index.task, device, settings.eval_batch_size)
-            val_probs = predict(model, backbone, val_frames, index.task, device, settings.eval_batch_size)
+            train_probs = predict(model, backbone, train_frames, index.task, device, settings.eval_batch_size,
+                                  precision=self.config.precision)
+            val_probs = predict(model, backbone, val_frames, index.task, device, settings.eval_batch_size,
+                                precision=self.config.precision)
             metrics = dataset.evaluate(val_labels, val_probs, val_videos)
             writer.add_epoch(EpochRecord(epoch, loss, metrics), train_probs, val_probs)
             self.progress.line(f"  {name} epoch {epoch}/{settings.epochs}: loss {loss:.4f}, "
                                f"val {dataset.primary_metric} {100 * metrics[dataset.primary_metric]:.1f}")
 
-        with self.progress.task(name, settings.epochs * len(train_frames)) as advance:
+        with self.progress.task(name, settings.epochs * len(train_frames)) as advance, _named(name):
             train(backbone, train_frames, _fit_targets(train_labels, index), index.task, settings, seed, device,
-                  on_epoch=on_epoch, on_batch=advance, checkpoint=directory / CHECKPOINT)
+                  on_epoch=on_epoch, on_batch=advance, checkpoint=directory / CHECKPOINT,
+                  precision=self.config.precision)
 
     def _train_student(self, cell: Cell, job: Job, directory: Path) -> None:
+        """Train and evaluate one student. Writes into ``directory`` its training loss per epoch
+        (:class:`~harness.history.LossLog`), ``{val,test}_probs.npy`` and ``metrics.json``: the metrics per part
+        and, under ``degenerate``, per part why the student is degenerate there (:mod:`harness.degenerate`)
+        or null."""
         from harness.training import pick_device, predict, train
 
         index, dataset, settings = cell.data.index, cell.data.dataset, self.config.student
@@ -319,18 +339,30 @@ class Runner:
         backbone = self._new_backbone(cell, job.seed)
         train_frames = self.frames(cell.data, cell.split.train)
         name = f"student {cell.describe()} seed {job.seed} ({job.label})"
-        with self.progress.task(name, settings.epochs * len(train_frames)) as advance:
+        log = LossLog(directory / STUDENT_HISTORY, job.seed)
+
+        def on_epoch(epoch: int, loss: float, model) -> None:
+            log.add(epoch, loss)
+            self.progress.line(f"  {name} epoch {epoch}/{settings.epochs}: loss {loss:.4f}")
+
+        with self.progress.task(name, settings.epochs * len(train_frames)) as advance, _named(name):
             model = train(backbone, train_frames, targets, index.task, settings, job.seed, device,
-                          on_batch=advance, checkpoint=directory / CHECKPOINT)
-        metrics = {}
+                          on_epoch=on_epoch, on_batch=advance, checkpoint=directory / CHECKPOINT,
+                          precision=self.config.precision)
+        metrics, flags = {}, {}
         for part in ("val", "test"):
             videos = getattr(cell.split, part)
             labels, video_ids = index.labels(videos)
-            probs = predict(model, backbone, self.frames(cell.data, videos), index.task, device,
-                            settings.eval_batch_size)
+            with _named(name):
+                probs = predict(model, backbone, self.frames(cell.data, videos), index.task, device,
+                                settings.eval_batch_size, precision=self.config.precision)
             metrics[part] = dataset.evaluate(labels, probs, video_ids)
+            flags[part] = degenerate(probs, index.task)
             write_npy(directory / f"{part}_probs.npy", probs)
-        write_json(directory / "metrics.json", metrics)
+        if flags["test"]:
+            self.progress.line(f"  {name} is degenerate on the test split: {flags['test']}; its scores are not "
+                               "evidence")
+        write_json(directory / "metrics.json", metrics | {"degenerate": flags})
 
     def _new_backbone(self, cell: Cell, seed: int):
         from harness.training import seed_everything
@@ -342,24 +374,40 @@ class Runner:
     # -- scheduling -------------------------------------------------------------------------------
 
     def schedule(self, jobs: Iterable[Job]) -> dict[str, Outcome]:
-        """Outcomes of ``jobs`` by key, after running on the executor those the rerun policy asks for."""
+        """Outcomes of ``jobs`` by key, after running on the executor those the rerun policy asks for.
+
+        Jobs that another process is running (another ``bench run`` on this directory) are retried once the
+        others have run, waiting for their locks: usually they are then complete and skipped."""
+        since = self.started if self.config.rerun == "all" else None
         outcomes, to_run = {}, []
-        for job in dict((job.key, job) for job in jobs).values():
-            if self.store.is_complete(job.stage, job.key) and self.config.rerun != "all":
+        for job in dict((job.key, replace(job, since=since)) for job in jobs).values():
+            if self.store.is_complete(job.stage, job.key, since):
                 outcomes[job.key] = Outcome(job, ok=True)
             elif self.config.rerun == "never" and (failure := self.store.failure(job.stage, job.key)) is not None:
                 outcomes[job.key] = Outcome(job, ok=False, error=f"{failure['error']} (earlier attempt; "
                                                                   f"not retried under rerun: never)")
             else:
                 to_run.append(job)
-        for outcome in self.executor().run(to_run, self.work) if to_run else ():
+        busy = self._run_jobs(to_run, outcomes)
+        for job in busy:
+            self.progress.line(f"waiting for {job.describe()}: held by another process")
+        self._run_jobs([replace(job, wait=True) for job in busy], outcomes)
+        return outcomes
+
+    def _run_jobs(self, jobs: list[Job], outcomes: dict[str, Outcome]) -> list[Job]:
+        """Run ``jobs`` on the executor into ``outcomes``; return those another process was running."""
+        busy = []
+        for outcome in self.executor().run(jobs, self.work) if jobs else ():
+            if outcome.busy:
+                busy.append(outcome.job)
+                continue
             outcomes[outcome.job.key] = outcome
             if outcome.ok:
                 self.trained[outcome.job.stage] += outcome.trained
             else:
                 self.progress.line(f"FAILED {outcome.job.describe()}: {outcome.error}")
             kill_point("job-done")
-        return outcomes
+        return busy
 
     # -- soft labels (built here: numpy only, and fast) -------------------------------------------
 
@@ -367,25 +415,40 @@ class Runner:
                  params: dict[str, Any] | None = None) -> tuple[str, str, Selection]:
         """The soft labels of one strategy for the student of ``seed``: their artifact key, a digest of their
         content (``hard`` for hard labels) and the selection. ``params`` are the strategy's parameters
-        (default: from the config)."""
+        (default: from the config).
+
+        They are computed under their artifact's lock, unless they are complete by then: when another process
+        computed them meanwhile, its artifact is read, not replaced (under ``rerun: all``, when it finished
+        after this run started)."""
         params = self.config.strategy_params.get(name, {}) if params is None else params
         key, config = self._teaching_key(name, params, seed, {s: k for s, (k, _) in teachers.items()},
                                          strategy.cache_identity())
+        since = self.started if self.config.rerun == "all" else None
+
+        def compute(wait: bool) -> None:
+            with self.store.writing("softlabels", key, config, fresh=True, wait=wait, since=since) as tmp:
+                if tmp is None:
+                    return
+                selection, soft = soft_labels(strategy, {s: h for s, (_, h) in teachers.items()}, seed)
+                write_json(tmp / "selection.json",
+                           {"strategy": name, "checkpoints": [[c.seed, c.epoch] for c in selection.checkpoints],
+                            "weights": selection.weights, "note": selection.note,
+                            "temperature": selection.temperature,
+                            "teacher_keys": {str(c.seed): teachers[c.seed][0] for c in selection.checkpoints},
+                            "digest": _digest(soft)})
+                if soft is not None:
+                    write_npy(tmp / "soft_labels.npy", soft)
+
+        if not self.store.is_complete("softlabels", key, since):
+            try:
+                compute(wait=False)
+            except LockBusyError:
+                self.progress.line(f"waiting for soft labels {name} seed {seed} ({key}): held by another process")
+                compute(wait=True)
         path = self.store.path("softlabels", key)
-        if self.store.is_complete("softlabels", key) and self.config.rerun != "all":
-            record = json.loads((path / "selection.json").read_text())
-            digest = record.get("digest") or _digest(_read_soft(path))  # older artifacts did not record it
-            return key, digest, _selection(record)
-        selection, soft = soft_labels(strategy, {s: h for s, (_, h) in teachers.items()}, seed)
-        record = {"strategy": name, "checkpoints": [[c.seed, c.epoch] for c in selection.checkpoints],
-                  "weights": selection.weights, "note": selection.note, "temperature": selection.temperature,
-                  "teacher_keys": {str(c.seed): teachers[c.seed][0] for c in selection.checkpoints},
-                  "digest": _digest(soft)}
-        with self.store.writing("softlabels", key, config, fresh=True) as tmp:
-            write_json(tmp / "selection.json", record)
-            if soft is not None:
-                write_npy(tmp / "soft_labels.npy", soft)
-        return key, record["digest"], _selection(record)
+        record = json.loads((path / "selection.json").read_text())
+        digest = record.get("digest") or _digest(_read_soft(path))  # older artifacts did not record it
+        return key, digest, _selection(record)
 
     # -- the whole run ----------------------------------------------------------------------------
 
@@ -444,12 +507,15 @@ class Runner:
             if not outcome.ok:
                 missing.append(Missing(cell, name, seed, f"student failed: {outcome.error}"))
                 continue
-            metrics = json.loads((self.store.path("student", job.key) / "metrics.json").read_text())
+            directory = self.store.path("student", job.key)
+            metrics = json.loads((directory / "metrics.json").read_text())
+            flagged = _degenerate_on_test(directory, metrics, cell.data.index.task)
             for metric, value in metrics["test"].items():
                 rows.append({"dataset": cell.data.name, "split": cell.split.name, "backbone": cell.backbone,
                              "strategy": name, "seed": seed, "metric": metric, "value": value,
                              "primary": metric == cell.data.dataset.primary_metric,
-                             "checkpoints": selections[cell, name, seed].describe(), "student_key": job.key})
+                             "checkpoints": selections[cell, name, seed].describe(), "student_key": job.key,
+                             "degenerate": flagged})
         results = write_results(rows, self.out_dir)
         missing_rows = write_missing([m.row() for m in missing], self.out_dir)
         table = write_tables(results, self.out_dir, list(strategies), missing_rows)
@@ -493,6 +559,24 @@ class Runner:
                   f"strategy and seed" + (f" ({naive / ours:.1f}x)" if ours else ""),
                   f"executor: {self.config.executor}; rerun policy: {self.config.rerun}"]
         return "\n".join(lines)
+
+
+@contextmanager
+def _named(job: str) -> Iterator[None]:
+    """Name ``job`` in a :class:`DivergedError` raised inside, which says only the epoch and batch: the error
+    travels on without its job (failure records, missing.csv, sweeps)."""
+    try:
+        yield
+    except DivergedError as exc:
+        raise DivergedError(f"{job}: {exc}") from exc
+
+
+def _degenerate_on_test(directory: Path, metrics: Mapping[str, Any], task: str) -> bool:
+    """Whether the student in ``directory`` is degenerate on the test split; from its stored predictions for
+    students written before ``metrics.json`` recorded it."""
+    if "degenerate" in metrics:
+        return metrics["degenerate"]["test"] is not None
+    return degenerate(np.load(directory / "test_probs.npy"), task) is not None
 
 
 def _fit_targets(labels: np.ndarray, index: FrameIndex) -> np.ndarray:

@@ -93,7 +93,10 @@ class Strategy(ABC):
 
 
 def soft_labels(strategy: Strategy, teachers: Teachers, seed: int) -> tuple[Selection, np.ndarray | None]:
-    """Run ``strategy`` for the student of ``seed``: its selection, and the soft labels (None for hard)."""
+    """Run ``strategy`` for the student of ``seed``: its selection, and the soft labels (None for hard).
+
+    Soft labels are always finite: non-finite ones (a bug in the strategy, e.g. a temperature so small that
+    the logits overflow) raise a ValueError naming the strategy, and the run reports them as missing."""
     selection = strategy.select(teachers, seed)
     if not isinstance(selection, Selection):
         raise TypeError(f"{type(strategy).__name__}.select returned {selection!r}, expected a Selection")
@@ -110,7 +113,12 @@ def soft_labels(strategy: Strategy, teachers: Teachers, seed: int) -> tuple[Sele
     combined = strategy.combine_for(task, probs, selection.weights)
     if selection.temperature != 1.0:
         combined = apply_temperature(combined, selection.temperature, task).astype(np.float32)
-    if combined.shape != probs[0].shape or not np.isfinite(combined).all():
-        raise ValueError(f"{type(strategy).__name__}.combine returned an array of shape {combined.shape} "
-                         f"with non-finite values or the wrong shape (expected {probs[0].shape})")
+    name = type(strategy).__name__
+    if combined.shape != probs[0].shape:
+        raise ValueError(f"{name}.combine returned an array of shape {combined.shape}, expected {probs[0].shape}")
+    rows = np.flatnonzero(~np.isfinite(combined).all(axis=1))
+    if len(rows):
+        raise ValueError(f"strategy {name} made soft labels that are not finite on {len(rows)} of {len(combined)} "
+                         f"frames (first: frame {rows[0]}) from {selection.describe()}: a bug in its combination "
+                         "or its temperature")
     return selection, combined

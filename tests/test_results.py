@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.results import comparison, read_results, render_tables, write_results
+from harness.results import comparison, read_results, render_tables, write_results, write_tables
 
 
 def rows() -> list[dict]:
@@ -89,8 +89,10 @@ def test_tables_show_flags_ranks_mean_rank_and_paired_differences_in_every_forma
     assert "+1.0 [+1.0, +1.0] p=0.031 n=6" in md and "▲/▼: better/worse than best-val" in md
     assert r"\textbf{43.5 $\pm$ 1.9} $^{\blacktriangle}$ (1)" in tex and "p=0.031 n=6" in tex
     header = csv.splitlines()[0].split(",")
-    assert header[-8:] == ["rank", "mean_rank", "pairs", "delta", "ci_low", "ci_high", "p_value", "flag"]
-    assert "up,d1 (mAP),43.5000,1.8708,6,True,1.0000,1.0000,6.0000,1.0000,1.0000,1.0000,0.0312,better" in csv
+    assert header[-9:] == ["rank", "mean_rank", "pairs", "delta", "ci_low", "ci_high", "p_value", "flag",
+                           "degenerate"]
+    assert "up,d1 (mAP),43.5000,1.8708,6,True,1.0000,1.0000,6.0000,1.0000,1.0000,1.0000,0.0312,better,0" in csv
+    assert "⚠" not in md and "degenerate" not in md
 
 
 def test_tables_without_best_val_have_no_paired_comparison():
@@ -99,3 +101,28 @@ def test_tables_without_best_val_have_no_paired_comparison():
     assert stats["pairs"].isna().all() and (stats["flag"] == "").all()
     md = render_tables(stats)["md"]
     assert "▲" not in md and "p=" not in md and "(1)" in md
+
+
+def test_degenerate_students_are_marked_counted_and_kept_in_the_mean():
+    frame = ranked_rows()
+    frame["degenerate"] = (frame["strategy"] == "up") & (frame["dataset"] == "d1") & frame["seed"].isin([1, 4])
+    stats = comparison(frame)
+    up = cell(stats, "up", "d1 (mAP)")
+    assert (up["degenerate"], up["n"], up["mean"]) == (2, 6, 43.5)  # the flagged seeds still count
+    assert cell(stats, "up", "d2 (accuracy)")["degenerate"] == 0
+    tables = render_tables(stats)
+    md = tables["md"].replace("  ", "")
+    assert "| **43.5 ± 1.9** ▲ ⚠ (1) |" in md and "| **60.0 ± 0.0** (1) |" in md and md.count("⚠") == 2
+    assert "⚠ degenerate students: up on d1 (mAP): 2 of 6 students. A degenerate student predicted one class " \
+           "for every test frame" in tables["md"]
+    assert r"$^{\blacktriangle}$ $^{\dagger}$ (1)" in tables["tex"]
+    assert r"% $^{\dagger}$ degenerate students: up on d1 (mAP): 2 of 6 students" in tables["tex"]
+    assert "up,d1 (mAP),43.5000,1.8708,6,True,1.0000,1.0000,6.0000,1.0000,1.0000,1.0000,0.0312,better,2" \
+        in tables["csv"]
+
+
+def test_an_older_results_file_without_the_degenerate_column_still_reads(tmp_path: Path):
+    ranked_rows().to_csv(tmp_path / "results.csv", index=False)  # the columns before the flag existed
+    md = write_tables(read_results(tmp_path), tmp_path)
+    assert "**43.5 ± 1.9** ▲ (1)" in md and "⚠" not in md
+    assert (comparison(read_results(tmp_path))["degenerate"] == 0).all()

@@ -1,20 +1,32 @@
-"""The fit loop, the batch loader and the batched augmentations, on CPU."""
+"""The fit loop, the batch loader and the batched augmentations, on CPU; the CUDA code paths too, with
+torch.cuda stood in for where needed, and on a GPU by the tests marked ``cuda`` (benchmarks/gpu_check.sh)."""
 
 from __future__ import annotations
+
+import contextlib
+import os
 
 import numpy as np
 import pytest
 import torch
 
+import harness.training as training
+from harness.checkpoint import load_training_state, save_training_state
 from harness.config import FitSettings
-from harness.data.augment import to_model_input
+from harness.data.augment import ModelInputs, to_model_input
 from harness.data.loader import FrameSet, iterate_batches
-from harness.errors import ConfigError, SdbenchError
-from harness.models import build_backbone, resolve_backbone
+from harness.errors import ConfigError, DivergedError, SdbenchError
+from harness.models import Backbone, build_backbone, resolve_backbone
 from harness.plugins import get_registry
-from harness.training import pick_device, predict, seed_everything, task_loss, train
+from harness.training import (BF16, FP16, FP32, pick_device, predict, resolve_precision, seed_everything, task_loss,
+                              train)
 
 CPU = torch.device("cpu")
+
+
+def cuda_only(test):
+    """Mark ``test`` as a GPU test (``pytest -m cuda`` selects them) and skip it where CUDA is missing."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))
 
 
 def frameset(n_videos: int = 2, n: int = 12, size: int = 32) -> FrameSet:
@@ -145,6 +157,16 @@ def test_cuda_request_without_cuda_is_a_clear_error():
     assert pick_device("auto") == CPU
 
 
+def test_a_gpu_this_process_does_not_see_is_a_clear_error(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert pick_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(ConfigError, match=r"'cuda:1' was requested but this process sees 1 GPU\(s\) "
+                                          r"\(CUDA_VISIBLE_DEVICES=3\)"):
+        pick_device("cuda:1")
+
+
 def test_timm_provider_errors_are_actionable():
     registry = get_registry()
     with pytest.raises(ConfigError, match="timm has no architecture 'no_such_net'"):
@@ -167,8 +189,6 @@ def test_too_small_images_for_a_backbone_are_a_clear_error_before_any_training()
 
 
 def test_a_diverging_fit_stops_naming_the_epoch_and_the_batch():
-    from harness.errors import DivergedError
-
     registry = get_registry()
     backbone = build_backbone(registry, resolve_backbone(registry, "tiny"), 3, {})
     frames = frameset()
@@ -183,8 +203,6 @@ def test_a_diverging_fit_stops_naming_the_epoch_and_the_batch():
 
 
 def test_non_finite_probabilities_are_refused():
-    from harness.errors import DivergedError
-
     registry = get_registry()
     backbone = build_backbone(registry, resolve_backbone(registry, "tiny"), 3, {})
     with torch.no_grad():
@@ -192,3 +210,226 @@ def test_non_finite_probabilities_are_refused():
             parameter.fill_(float("nan"))
     with pytest.raises(DivergedError, match=r"probabilities are not finite on 24 of 24 frames \(first: frame 0\)"):
         predict(backbone.model, backbone, frameset(), "multiclass", CPU, batch_size=16)
+
+
+# -- precision, determinism and the CUDA code paths, on the CPU ------------------------------------------------
+
+
+def fake_gpu(monkeypatch: pytest.MonkeyPatch, native_bf16: bool) -> None:
+    """torch.cuda answering as a GPU with or without native bf16 would (emulated bf16 does not count)."""
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native_bf16 and not
+                        including_emulation)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
+
+
+@pytest.mark.parametrize("native_bf16, requested, expected", [
+    (True, "auto", BF16), (False, "auto", FP16), (True, "fp16", FP16), (False, "fp16", FP16), (True, "bf16", BF16),
+    (True, "fp32", FP32), (False, "fp32", FP32),
+])
+def test_precision_on_cuda(monkeypatch: pytest.MonkeyPatch, native_bf16, requested, expected):
+    fake_gpu(monkeypatch, native_bf16)
+    assert resolve_precision(requested, torch.device("cuda", 1)) == expected
+
+
+def test_bf16_on_a_gpu_without_it_is_refused_and_the_cpu_runs_float32(monkeypatch: pytest.MonkeyPatch):
+    fake_gpu(monkeypatch, native_bf16=False)
+    with pytest.raises(ConfigError, match="precision bf16 was requested but Tesla V100 does not compute bf16 natively"):
+        resolve_precision("bf16", torch.device("cuda"))
+    assert {resolve_precision(name, CPU) for name in ("auto", "bf16", "fp16", "fp32")} == {FP32}
+    with pytest.raises(ConfigError, match="precision 'half' is not one of auto, bf16, fp16, fp32"):
+        resolve_precision("half", CPU)
+    assert FP16.scaled and not BF16.scaled and not FP32.scaled
+
+
+@pytest.fixture
+def restore_determinism():
+    flags = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags[:2]
+    torch.use_deterministic_algorithms(flags[2], warn_only=flags[3])
+
+
+def test_cuda_fits_run_deterministic_kernels(monkeypatch: pytest.MonkeyPatch, restore_determinism):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    torch.backends.cudnn.benchmark = True
+    training.deterministic_cuda(CPU)
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.backends.cudnn.benchmark
+    training.deterministic_cuda(torch.device("cuda", 1))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    training.deterministic_cuda(torch.device("cuda"))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"  # the user's own deterministic setting is kept
+
+
+def _tiny_backbone(outputs: int = 3):
+    registry = get_registry()
+    seed_everything(0)
+    return build_backbone(registry, resolve_backbone(registry, "tiny"), outputs, {})
+
+
+def _fp32_probabilities(model: torch.nn.Module, backbone: Backbone, frames: FrameSet, task: str) -> np.ndarray:
+    x = torch.from_numpy(frames.gather(np.arange(len(frames))))
+    with torch.no_grad():
+        return training.probabilities(model.eval()(ModelInputs(backbone.mean, backbone.std)(x)), task).numpy()
+
+
+@pytest.mark.parametrize("task", ["multilabel", "multiclass"])
+def test_predict_equals_a_float32_forward(task: str):
+    backbone = _tiny_backbone()
+    probs = predict(backbone.model, backbone, frameset(), task, CPU, batch_size=16)
+    expected = _fp32_probabilities(backbone.model, backbone, frameset(), task)
+    np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-6)
+
+
+def test_under_autocast_predict_runs_the_head_in_float32(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(training, "resolve_precision", lambda requested, device: BF16)  # as on a GPU
+    backbone = _tiny_backbone()
+    seen = {}
+
+    def record(name: str):
+        def hook(module, args, out) -> None:
+            seen.setdefault(name, (args[0].dtype, out.dtype, torch.is_autocast_enabled("cpu")))
+        return hook
+
+    first_conv = next(m for m in backbone.model.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(record("body"))
+    backbone.model.get_classifier().register_forward_hook(record("head"))
+    probs = predict(backbone.model, backbone, frameset(), "multilabel", CPU, batch_size=16)
+    assert seen["body"][1:] == (torch.bfloat16, True) and seen["head"] == (torch.float32, torch.float32, False)
+    expected = _fp32_probabilities(backbone.model, backbone, frameset(), "multilabel")
+    np.testing.assert_allclose(probs, expected, atol=0.05)
+
+
+def test_under_autocast_a_model_without_a_head_split_predicts_in_float32(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(training, "resolve_precision", lambda requested, device: BF16)
+    seed_everything(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(4, 3))
+    backbone = Backbone(model)
+    probs = predict(model, backbone, frameset(), "multiclass", CPU, batch_size=16)
+    np.testing.assert_allclose(probs, _fp32_probabilities(model, backbone, frameset(), "multiclass"), rtol=0, atol=1e-6)
+
+
+def test_fp16_fits_keep_their_loss_scale_across_a_resume(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    targets = np.random.default_rng(0).random((24, 3)).astype(np.float32)
+    checkpoint = tmp_path / "checkpoint.pt"
+
+    def fit(epochs: int, precision):
+        monkeypatch.setattr(training, "resolve_precision", lambda requested, device: precision)
+        train(_tiny_backbone(), frameset(size=16), targets, "multilabel", FitSettings(epochs=epochs, batch_size=12),
+              0, CPU, checkpoint=checkpoint)
+        return torch.load(checkpoint, weights_only=True)["scaler"]
+
+    assert fit(1, FP32) == {}
+    resumed = fit(2, FP16)  # a checkpoint without scaler state resumes with a fresh scaler
+    assert resumed["scale"] == 65536.0 and resumed["_growth_tracker"] == 2  # two steps since the resume
+    state = torch.load(checkpoint, weights_only=True)
+    state["scaler"]["scale"] = 1024.0
+    torch.save(state, checkpoint)
+    again = fit(3, FP16)
+    assert again["scale"] == 1024.0 and again["_growth_tracker"] == 4
+
+
+def test_an_infinite_fp16_loss_is_divergence_and_says_which_precision_to_try(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(training, "resolve_precision", lambda requested, device: FP16)
+    targets = np.full((24, 3), np.inf, dtype=np.float32)
+    with pytest.raises(DivergedError, match=r"lower the learning rate; in fp16, activations beyond its range overflow "
+                                            r"too: try bf16 or fp32"):
+        train(_tiny_backbone(), frameset(size=16), targets, "multilabel", FitSettings(epochs=1, batch_size=12), 0, CPU)
+
+
+class FakeCudaGenerators:
+    """torch.cuda's generator functions, on a machine without CUDA: one state per device."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.states = {0: torch.tensor([0], dtype=torch.uint8), 1: torch.tensor([1], dtype=torch.uint8)}
+        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": self.states[self._index(device)].clone())
+        monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": self.states.__setitem__(
+            self._index(device), state.clone()))
+
+    @staticmethod
+    def _index(device) -> int:
+        return torch.device(device).index or 0
+
+
+def _fit_objects():
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=2)
+    return model, optimizer, scheduler, torch.amp.GradScaler("cpu")
+
+
+def test_only_the_fits_own_gpu_generator_is_saved_and_restored(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    gpus = FakeCudaGenerators(monkeypatch)
+    gpu1 = torch.device("cuda", 1)
+    save_training_state(tmp_path / "c.pt", 1, *_fit_objects(), gpu1)
+    saved = torch.load(tmp_path / "c.pt", weights_only=True)["rng"]["cuda"]
+    assert torch.equal(saved, torch.tensor([1], dtype=torch.uint8))
+    gpus.states = {1: torch.tensor([9], dtype=torch.uint8)}  # resumed where only the fit's GPU is visible
+    assert load_training_state(tmp_path / "c.pt", *_fit_objects(), gpu1) == 1
+    assert gpus.states == {1: torch.tensor([1], dtype=torch.uint8)}
+
+
+def test_checkpoints_with_every_gpus_generator_and_no_scaler_still_resume(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    gpus = FakeCudaGenerators(monkeypatch)
+    save_training_state(tmp_path / "c.pt", 2, *_fit_objects(), CPU)
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert "cuda" not in state["rng"]  # a CPU fit draws nothing from a GPU's generator
+    del state["scaler"]
+    state["rng"]["cuda"] = [torch.tensor([7], dtype=torch.uint8), torch.tensor([8], dtype=torch.uint8)]  # as before
+    torch.save(state, tmp_path / "old.pt")
+    model, optimizer, scheduler, scaler = _fit_objects()
+    assert load_training_state(tmp_path / "old.pt", model, optimizer, scheduler, scaler, torch.device("cuda")) == 2
+    assert torch.equal(gpus.states[0], torch.tensor([7], dtype=torch.uint8)) and scaler.get_scale() == 65536.0
+    load_training_state(tmp_path / "old.pt", *_fit_objects(), CPU)
+    assert torch.equal(gpus.states[0], torch.tensor([7], dtype=torch.uint8))
+
+
+# -- on a GPU (benchmarks/gpu_check.sh) ------------------------------------------------------------------------
+
+
+def _dropout_backbone() -> Backbone:
+    """A small convnet with dropout, so that a fit draws from the GPU's own generator."""
+    seed_everything(0)
+    return Backbone(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+                                        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3)))
+
+
+@cuda_only
+@pytest.mark.parametrize("precision", ["auto", "fp16"])
+def test_a_resumed_gpu_fit_ends_with_the_numbers_of_an_uninterrupted_one(precision: str, tmp_path):
+    cuda = torch.device("cuda")
+    targets = np.random.default_rng(0).random((24, 3)).astype(np.float32)
+    settings = FitSettings(epochs=3, batch_size=8, lr=1e-3, augment=True)
+
+    def fit(checkpoint, on_epoch=None):
+        backbone = _dropout_backbone()
+        model = train(backbone, frameset(), targets, "multilabel", settings, 0, cuda, on_epoch=on_epoch,
+                      checkpoint=checkpoint, precision=precision)
+        return predict(model, backbone, frameset(), "multilabel", cuda, batch_size=16, precision=precision)
+
+    def stop_after_two(epoch, loss, model):
+        if epoch == 2:
+            torch.manual_seed(1234)  # reseeds the GPU's generator too: the checkpoint must restore it
+            raise Interrupted
+
+    uninterrupted = fit(None)
+    with pytest.raises(Interrupted):
+        fit(tmp_path / "checkpoint.pt", stop_after_two)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert isinstance(state["rng"]["cuda"], torch.Tensor) and bool(state["scaler"]) == (precision == "fp16")
+    np.testing.assert_array_equal(fit(tmp_path / "checkpoint.pt"), uninterrupted)
+
+
+@cuda_only
+def test_gpu_probabilities_are_the_cpus_up_to_the_backbones_rounding():
+    backbone = _tiny_backbone()
+    on_cpu = predict(backbone.model, backbone, frameset(), "multiclass", CPU, batch_size=16)
+    on_gpu = predict(backbone.model, backbone, frameset(), "multiclass", torch.device("cuda"), batch_size=16)
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=0.02)
+    np.testing.assert_array_equal(predict(backbone.model, backbone, frameset(), "multiclass", torch.device("cuda"),
+                                          batch_size=16), on_gpu)

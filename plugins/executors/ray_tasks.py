@@ -18,6 +18,19 @@ def _call(work: Work, job: Job) -> Outcome:
     return work(job)
 
 
+def task_options(gpus: float, cpus: float) -> dict[str, Any]:
+    """The ``ray.remote`` options of a job's task.
+
+    A task with GPUs gets a fresh worker process (``max_calls=1``): a reused worker keeps the GPU its CUDA
+    context was made on, whatever Ray assigns to its next task, and the memory PyTorch cached there. Ray
+    takes ``max_calls`` in ``ray.remote`` only (``.options()`` refuses it).
+    """
+    options: dict[str, Any] = {"num_gpus": gpus, "num_cpus": cpus, "max_retries": 0}
+    if gpus > 0:
+        options["max_calls"] = 1
+    return options
+
+
 class RayExecutor(Executor):
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.options = dict(options)
@@ -29,8 +42,7 @@ class RayExecutor(Executor):
             ray.init(address=self.options.get("address"), include_dashboard=False,
                      **dict(self.options.get("init", {})))
         gpus = self.options.get("gpus_per_job", 1 if ray.cluster_resources().get("GPU", 0) else 0)
-        task = ray.remote(_call).options(num_gpus=gpus, num_cpus=self.options.get("cpus_per_job", 1),
-                                         max_retries=0)
+        task = ray.remote(**task_options(gpus, self.options.get("cpus_per_job", 1)))(_call)
         pending = {task.remote(work, job): job for job in jobs}
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
