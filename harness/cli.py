@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from harness.config import RERUN_POLICIES
+from harness.config import PRECISIONS, RERUN_POLICIES
 from harness.errors import SdbenchError
 from harness.faults import kill_target
 from harness.plugins import STRICT_ENV, get_registry
 
 DEFAULT_OUT = "sdbench-runs/latest"
+PRECISION_HELP = ("what CUDA computes in: auto (default: bf16 where the GPU has it natively, else fp16), bf16, "
+                  "fp16 (with loss scaling) or fp32; the CPU always computes in fp32")
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -45,7 +47,7 @@ def _data_roots(pairs: Sequence[str]) -> dict:
 
 def _overrides(args: argparse.Namespace) -> dict:
     overrides = {}
-    for key in ("datasets", "strategies", "backbones", "seeds", "device", "executor", "rerun"):
+    for key in ("datasets", "strategies", "backbones", "seeds", "device", "precision", "executor", "rerun"):
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
@@ -221,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="YAML config file (see benchmarks/demo.yaml)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"run directory (default: {DEFAULT_OUT})")
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    run.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     run.add_argument("--data-root", action="append", metavar="NAME=PATH",
                      help="where dataset NAME's files are (repeatable); same as dataset_options.NAME.root")
     run.add_argument("--executor", help="where jobs run: local (default), ray, slurm, or a plugin's executor")
@@ -273,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--config", type=Path, help="YAML config (fit settings; the window from strategy_params.iee)")
     sweep.add_argument("--out", default=DEFAULT_OUT, help=f"run directory, shared with 'bench run' (default: {DEFAULT_OUT})")
     sweep.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    sweep.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     sweep.add_argument("--data-root", action="append", metavar="NAME=PATH", help="where dataset NAME's files are")
     sweep.add_argument("--executor", help="where the students run (default: local)")
     sweep.add_argument("--quiet", action="store_true", help="print only the table")

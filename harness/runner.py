@@ -38,7 +38,7 @@ from harness.errors import ConfigError, DivergedError, SdbenchError
 from harness.executor import Executor, Job, Outcome, Work
 from harness.faults import kill_point
 from harness.history import STUDENT_HISTORY, EpochRecord, HistoryWriter, LossLog, TeacherHistory
-from harness.locks import LockBusyError
+from harness.locks import LockBusyError, held
 from harness.models import BackboneRef, build_backbone, check_input_size, resolve_backbone
 from harness.paths import sdbench_home
 from harness.plugins import Registry, get_registry
@@ -240,9 +240,10 @@ class Runner:
 
     def _job_config(self, cell: Cell, stage: str, seed: int) -> dict[str, Any]:
         """What a teacher or student job's key hashes besides its upstream keys, and its ``done.json`` records."""
+        cell_config = self._cell_config(cell, seed) | {"precision": self.config.precision}
         if stage == "teacher":
-            return self._cell_config(cell, seed) | {"fit": vars(self.config.teacher)}
-        return self._cell_config(cell, seed) | {"fit": vars(self.config.student), "alpha": self.config.distill_alpha}
+            return cell_config | {"fit": vars(self.config.teacher)}
+        return cell_config | {"fit": vars(self.config.student), "alpha": self.config.distill_alpha}
 
     def teacher_job(self, cell: Cell, seed: int) -> Job:
         config = self._job_config(cell, "teacher", seed)
@@ -332,7 +333,7 @@ class Runner:
         device = pick_device(self.config.device)
         train_labels, _ = index.labels(cell.split.train)
         targets = _fit_targets(train_labels, index)
-        soft = _read_soft(self.store.path("softlabels", job.teaching))
+        soft = self._soft_labels_of(job.teaching)
         if soft is not None:
             hard = _one_hot(train_labels, index) if index.task == "multiclass" else targets
             targets = ((1 - self.config.distill_alpha) * hard + self.config.distill_alpha * soft).astype(np.float32)
@@ -363,6 +364,15 @@ class Runner:
             self.progress.line(f"  {name} is degenerate on the test split: {flags['test']}; its scores are not "
                                "evidence")
         write_json(directory / "metrics.json", metrics | {"degenerate": flags})
+
+    def _soft_labels_of(self, key: str) -> np.ndarray | None:
+        """The soft labels a student trains on (None: hard labels), read under their artifact's lock, so never
+        while another run replaces them (``rerun: all``); a missing artifact is an error, never hard labels."""
+        with held(self.store.lock_path("softlabels", key), f"soft labels {key}"):
+            if not self.store.is_complete("softlabels", key):
+                raise SdbenchError(f"the soft labels this student trains on ({self.store.path('softlabels', key)}) "
+                                   "are not complete; rerun to recompute them")
+            return _read_soft(self.store.path("softlabels", key))
 
     def _new_backbone(self, cell: Cell, seed: int):
         from harness.training import seed_everything

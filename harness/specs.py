@@ -70,7 +70,8 @@ class WindowRuleSpec:
 class ExecutorSpec:
     """An executor. ``factory(options)`` returns a :class:`harness.executor.Executor`.
 
-    ``options`` is the mapping from the config's ``executor_options.<name>``. A factory whose optional
+    ``options`` is the mapping from the config's ``executor_options.<name>``, with the run's ``device`` added
+    (where jobs run follows it: see the local executor). A factory whose optional
     dependency is missing raises the error of :func:`harness.executor.require_extra`.
     """
 

@@ -39,3 +39,15 @@ def test_gpu_check_runs_every_step_on_the_cpu_and_two_cpu_runs_agree_exactly():
     assert re.search(r"loader: ours [\d.]+ batches/s, per-sample baseline [\d.]+ batches/s", run.stdout)
     assert run.stdout.count("| strategy ") == 2  # both runs' tables
     assert re.search(r"\d+ results in both runs .* max absolute difference 0 \(", run.stdout), run.stdout
+
+
+def test_store_build_benchmark_reports_time_and_memory_ratios():
+    run = subprocess.run(
+        [sys.executable, "benchmarks/store_build.py", "--videos", "2", "--seconds", "4", "--size", "32",
+         "--repeats", "1"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"store build: 2 videos x 4 frames at 32 px", run.stdout), run.stdout
+    time_line = re.search(r"time: ours ([\d.]+) s, whole-video baseline ([\d.]+) s .* ratio ([\d.]+)x", run.stdout)
+    memory_line = re.search(r"peak memory: ours ([\d.]+) MiB, whole-video baseline ([\d.]+) MiB", run.stdout)
+    assert time_line and memory_line, run.stdout
