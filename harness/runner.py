@@ -46,7 +46,7 @@ from harness.progress import Progress
 from harness.missing import write_missing
 from harness.results import write_results, write_tables
 from harness.runinfo import write_run_record
-from harness.store import CHECKPOINT, ArtifactStore, canonical_json, job_key
+from harness.store import CHECKPOINT, ArtifactStore, FailedMeanwhile, canonical_json, job_key
 from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
 
 
@@ -273,24 +273,35 @@ class Runner:
         """Run ``job`` unless it is complete; a failure is recorded in the store and returned, not raised.
 
         When another process holds the job's lock, the outcome is ``busy`` at once, unless ``job.wait``: then
-        the lock is awaited, and a job the other process finished meanwhile is not run again."""
+        the lock is awaited, and a job the other process finished meanwhile is not run again, nor one that
+        failed there after this run started (its failure is this job's outcome). A failure is recorded while
+        the lock is held, so that a run waiting for the job sees it."""
         if self.store.is_complete(job.stage, job.key, job.since):
             return Outcome(job, ok=True)
+        recorded = False
         try:
             cell = self.cell(job.dataset, job.split, job.backbone)
             description = {"job": vars(job)} | self._job_config(cell, job.stage, job.seed)
             with self.store.writing(job.stage, job.key, description, fresh=self.config.rerun == "all",
-                                    wait=job.wait, since=job.since) as work_dir:
+                                    wait=job.wait, since=job.since, failed_since=self.started) as work_dir:
                 if work_dir is None:
                     return Outcome(job, ok=True)
-                if job.stage == "teacher":
-                    self._train_teacher(cell, job.seed, work_dir)
-                else:
-                    self._train_student(cell, job, work_dir)
+                try:
+                    if job.stage == "teacher":
+                        self._train_teacher(cell, job.seed, work_dir)
+                    else:
+                        self._train_student(cell, job, work_dir)
+                except Exception as exc:
+                    self.store.record_failure(job.stage, job.key, vars(job), exc)
+                    recorded = True
+                    raise
         except LockBusyError as exc:
             return Outcome(job, ok=False, error=str(exc), busy=True)
+        except FailedMeanwhile as exc:
+            return Outcome(job, ok=False, error=f"{exc} (failed in another run meanwhile; not retried by this one)")
         except Exception as exc:  # noqa: BLE001 - one failed job must not stop the independent ones
-            self.store.record_failure(job.stage, job.key, vars(job), exc)
+            if not recorded:
+                self.store.record_failure(job.stage, job.key, vars(job), exc)
             return Outcome(job, ok=False, error=f"{type(exc).__name__}: {exc}", trained=True)
         return Outcome(job, ok=True, trained=True)
 

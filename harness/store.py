@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from harness.atomic import write_json
+from harness.errors import SdbenchError
 from harness.faults import kill_point
 from harness.locks import fsync_directory, held
 
@@ -38,6 +39,14 @@ ASIDE_PREFIX = ".old-"
 """A finished artifact being replaced is renamed to ``<ASIDE_PREFIX><name>-<pid>`` before it is removed."""
 CHECKPOINT = "checkpoint.pt"
 """A job's training state in its work directory (:mod:`harness.checkpoint`), which a rerun resumes from."""
+
+
+class FailedMeanwhile(SdbenchError):
+    """The job failed in another process while this one waited for its lock; the message is its error."""
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        self.record = dict(record)
+        super().__init__(record["error"])
 
 
 def canonical_json(data: Any) -> str:
@@ -86,7 +95,8 @@ class ArtifactStore:
 
     @contextmanager
     def writing(self, stage: str, key: str, description: Mapping[str, Any], fresh: bool = False,
-                wait: bool = True, since: float | None = None) -> Iterator[Path | None]:
+                wait: bool = True, since: float | None = None,
+                failed_since: float | None = None) -> Iterator[Path | None]:
         """The job's work directory, locked for this process; on success it becomes ``path(stage, key)``.
 
         Yields None instead, and changes nothing, when the job is complete (at or after ``since``, see
@@ -94,7 +104,8 @@ class ArtifactStore:
         complete job older than ``since`` is replaced. What an earlier, interrupted attempt left in the work
         directory is kept for the job to resume from, unless ``fresh``. On failure the directory stays, and
         the exception propagates. Without ``wait``, :class:`~harness.locks.LockBusyError` is raised at once
-        when another process holds the job's lock.
+        when another process holds the job's lock. With ``failed_since``, a job whose last attempt failed at or
+        after it raises :class:`FailedMeanwhile` once the lock is held (another process just tried it).
         """
         final, work = self.path(stage, key), self.partial_path(stage, key)
         work.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +113,9 @@ class ArtifactStore:
             if self.is_complete(stage, key, since):
                 yield None
                 return
+            failure = self.failure(stage, key) if failed_since is not None else None
+            if failure is not None and failure.get("time", 0.0) >= failed_since:
+                raise FailedMeanwhile(failure)
             if fresh and work.exists():
                 shutil.rmtree(work)
             work.mkdir(exist_ok=True)

@@ -129,6 +129,43 @@ def test_a_job_another_process_holds_is_deferred_then_awaited_and_not_trained_ag
     assert f"waiting for {held.describe()}: held by another process" in stream.getvalue()
 
 
+def _fail_job(root: str, key: str, ready, release) -> None:
+    """Run teacher job ``key`` as another ``bench run`` would, and fail it (recorded under its lock)."""
+    store, error = ArtifactStore(Path(root)), RuntimeError("out of memory (in the other run)")
+    try:
+        with store.writing("teacher", key, {}):
+            ready.set()
+            release.wait(20)
+            store.record_failure("teacher", key, {}, error)
+            raise error
+    except RuntimeError:
+        pass
+
+
+def test_a_job_that_failed_in_another_run_meanwhile_is_not_retried(
+        plan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner, _ = _runner(plan, tmp_path / "run")
+    held, free = _teacher_jobs(runner, [0, 1])
+    ready, release = SPAWN.Event(), SPAWN.Event()
+    other = SPAWN.Process(target=_fail_job, args=(str(runner.store.root), held.key, ready, release))
+    other.start()
+    assert ready.wait(30)
+    trained = []
+
+    def train_teacher(self, cell, seed, directory: Path) -> None:
+        trained.append(seed)
+        release.set()
+
+    monkeypatch.setattr(type(runner), "_train_teacher", train_teacher)
+    outcomes = runner.schedule([held, free])
+    other.join(30)
+    assert trained == [free.seed]
+    assert not outcomes[held.key].ok and not outcomes[held.key].trained
+    assert outcomes[held.key].error == ("RuntimeError: out of memory (in the other run) (failed in another run "
+                                        "meanwhile; not retried by this one)")
+    assert outcomes[free.key].ok and outcomes[free.key].trained
+
+
 def test_where_flock_is_refused_every_job_is_locked_the_same_way_and_none_fails(
         plan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner, stream = _runner(plan, tmp_path / "run")
