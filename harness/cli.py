@@ -12,17 +12,22 @@ from typing import Sequence
 from harness.config import PRECISIONS, RERUN_POLICIES
 from harness.errors import SdbenchError
 from harness.faults import kill_target
-from harness.plugins import STRICT_ENV, get_registry
+from harness.plugins import STRICT_ENV, check_builtin_package, get_registry
 
 DEFAULT_OUT = "sdbench-runs/latest"
+LOGGER_HELP = ("record the run with this experiment logger (repeatable): tensorboard, text, mlflow, wandb or a "
+               "plugin's; replaces the config's loggers")
 PRECISION_HELP = ("what CUDA computes in: auto (default: bf16 where the GPU has it natively, else fp16), bf16, "
                   "fp16 (with loss scaling) or fp32; the CPU always computes in fp32")
+SET_HELP = ("set one config key (repeatable), e.g. teacher.epochs=40 or strategy_params.iee.low=0.4; VALUE is YAML "
+            "(1e-3, [0, 1], true, {a: 1}); precedence: defaults < --config < --set (a later one wins) < the "
+            "dedicated flags such as --seeds")
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
     registry = get_registry(args.strict_plugins)
     rows = []
-    for kind in ("dataset", "backbone", "strategy", "window", "executor"):
+    for kind in ("dataset", "backbone", "strategy", "window", "executor", "logger"):
         for name, reg in registry.all(kind).items():
             aliases = getattr(reg.spec, "aliases", {})
             description = reg.spec.description + (f" (aliases: {', '.join(aliases)})" if aliases else "")
@@ -47,7 +52,8 @@ def _data_roots(pairs: Sequence[str]) -> dict:
 
 def _overrides(args: argparse.Namespace) -> dict:
     overrides = {}
-    for key in ("datasets", "strategies", "backbones", "seeds", "device", "precision", "executor", "rerun"):
+    for key in ("datasets", "strategies", "backbones", "seeds", "device", "precision", "executor", "rerun",
+                "loggers"):
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
@@ -61,7 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.progress import Progress
     from harness.runner import Runner
 
-    config = load_config(args.config, _overrides(args))
+    config = load_config(args.config, _overrides(args), args.settings or ())
     registry = get_registry(args.strict_plugins)
     runner = Runner(config, Path(args.out), registry, Progress(quiet=args.quiet))
     print(runner.plan() if args.dry_run else runner.run())
@@ -120,12 +126,29 @@ def _cmd_new_strategy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_new_dataset(args: argparse.Namespace) -> int:
+    from harness.scaffold_dataset import new_dataset_package
+
+    taken = get_registry(args.strict_plugins).names("dataset")
+    new_dataset_package(args.name, Path(args.directory), taken)
+    print(f"wrote the dataset package '{args.name}' to {args.directory}; next: cd {args.directory} && "
+          "pip install -e . && pytest")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.regret import write_run_regret
     from harness.results import RESULTS_FILE, read_results, write_tables
     from harness.teacher_report import write_teacher_report
 
-    run_dir = Path(args.run_dir)
+    if args.out is not None or len(args.run_dirs) > 1:
+        from harness.merge import write_merged_report
+
+        if args.out is None:
+            raise SdbenchError(f"{len(args.run_dirs)} run directories are merged into a new directory: give --out DIR")
+        print(write_merged_report(args.run_dirs, Path(args.out), registry=get_registry(args.strict_plugins)))
+        return 0
+    run_dir = Path(args.run_dirs[0])
     if (run_dir / RESULTS_FILE).is_file() or not any((run_dir / "sweep").glob("*.csv")):
         print(write_tables(read_results(run_dir), run_dir))  # a directory of sweeps only has no comparison
     teachers = write_teacher_report(run_dir)
@@ -154,23 +177,26 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     except ValueError:
         raise SdbenchError(f"--seeds expects comma-separated integers, got '{args.teacher_seeds}'") from None
     epochs = parse_epochs(args.epochs) if args.epochs else None
-    config = load_config(args.config, _overrides(args))
+    config = load_config(args.config, _overrides(args), args.settings or ())
     runner = Runner(config, Path(args.out), get_registry(args.strict_plugins), Progress(quiet=args.quiet))
     try:
         window = strategy_window(**config.strategy_params.get("iee", {}), registry=runner.registry)
     except (TypeError, ValueError) as exc:
         raise SdbenchError(f"strategy_params.iee: {exc}") from None
     rules = list(registered_rules(runner.registry).values())
-    for seed in seeds:
-        target = SweepTarget(args.dataset, args.split, args.backbone or config.backbones[0], seed)
-        table = sweep(runner, target, window, args.student_seeds, epochs, rules)
-        paths = write_sweep(table, Path(args.out) / "sweep", sweep_name(target, table))
-        shown = table[["epoch", "teacher_train_loss", "teacher_val", "fit_confidence", "ece", "student_test",
-                       "student_test_std", "in_window", "best_val", "last", "best_teacher"]]
-        students = ", ".join(str(student_seed(seed, k)) for k in range(args.student_seeds))
-        print(f"teacher seed {seed}; students of seeds {students}; window: {window.describe()}")
-        print(tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".3f"))
-        print("wrote " + ", ".join(str(p) for p in paths))
+    with runner.tracking() as loggers:
+        for seed in seeds:
+            target = SweepTarget(args.dataset, args.split, args.backbone or config.backbones[0], seed)
+            table = sweep(runner, target, window, args.student_seeds, epochs, rules)
+            paths = write_sweep(table, Path(args.out) / "sweep", sweep_name(target, table))
+            shown = table[["epoch", "teacher_train_loss", "teacher_val", "fit_confidence", "ece", "student_test",
+                           "student_test_std", "in_window", "best_val", "last", "best_teacher"]]
+            students = ", ".join(str(student_seed(seed, k)) for k in range(args.student_seeds))
+            print(f"teacher seed {seed}; students of seeds {students}; window: {window.describe()}")
+            markdown = tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".3f")
+            print(markdown)
+            loggers.log_table(f"sweep {sweep_name(target, table)}", markdown)
+            print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -206,6 +232,28 @@ def _human(size: float) -> str:
     return f"{size:.1f} GiB"
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from harness.export import export_model, find_student
+
+    student = find_student(Path(args.run_dir), args.dataset, args.strategy, args.seed, args.split, args.backbone)
+    for path in export_model(student, Path(args.dest)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from harness.predict import write_predictions
+    from harness.progress import Progress
+
+    progress = Progress(quiet=args.quiet)
+    count = write_predictions(Path(args.model), Path(args.path), get_registry(args.strict_plugins),
+                              Path(args.out) if args.out else None, args.fps, args.device, args.batch_size,
+                              args.precision, progress)
+    if args.out:
+        progress.line(f"wrote the probabilities of {count} frame(s) to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="Self-distillation teacher benchmark for surgical video.")
     parser.add_argument("--strict-plugins", action="store_true", default=None,
@@ -224,9 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=DEFAULT_OUT, help=f"run directory (default: {DEFAULT_OUT})")
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
+    run.add_argument("--set", action="append", dest="settings", metavar="KEY=VALUE", help=SET_HELP)
     run.add_argument("--data-root", action="append", metavar="NAME=PATH",
                      help="where dataset NAME's files are (repeatable); same as dataset_options.NAME.root")
     run.add_argument("--executor", help="where jobs run: local (default), ray, slurm, or a plugin's executor")
+    run.add_argument("--logger", action="append", dest="loggers", metavar="NAME", help=LOGGER_HELP)
     run.add_argument("--rerun", choices=RERUN_POLICIES,
                      help="retry jobs that failed before (failed, the default), keep their failures (never), or "
                           "recompute every job (all)")
@@ -249,9 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (synth, check, info):
         sub.add_argument("--config", type=Path, help="YAML config whose dataset_options apply")
 
-    report = commands.add_parser("report", help="rebuild the comparison tables of a run directory")
-    report.add_argument("run_dir", help="a directory written by 'bench run' or 'bench sweep' (with sweeps, the "
-                                        "regret tables too)")
+    report = commands.add_parser("report", help="rebuild the comparison tables of a run directory, or merge several")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="a directory written by 'bench run' or 'bench sweep' (with sweeps, the regret tables "
+                             "too); several are merged into one comparison, each result computed by the same job "
+                             "once, and a cell computed differently by two runs is an error")
+    report.add_argument("--out", help="where the merged report goes (required with several run directories): "
+                                      "comparison.{md,csv,tex} with the provenance of each column, provenance.csv, "
+                                      "missing.csv")
     report.set_defaults(func=_cmd_report)
 
     new_strategy = commands.add_parser("new-strategy", help="scaffold an installable strategy package that passes "
@@ -259,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     new_strategy.add_argument("name", help="the strategy's name, e.g. top-k")
     new_strategy.add_argument("directory", help="where to write the package (new or empty)")
     new_strategy.set_defaults(func=_cmd_new_strategy)
+
+    new_dataset = commands.add_parser("new-dataset", help="scaffold an installable dataset package that passes "
+                                                          "the dataset conformance tests")
+    new_dataset.add_argument("name", help="the dataset's name, e.g. my-videos")
+    new_dataset.add_argument("directory", help="where to write the package (new or empty)")
+    new_dataset.set_defaults(func=_cmd_new_dataset)
 
     sweep = commands.add_parser("sweep", help="oracle: K students per teacher epoch; the teacher-epoch figure")
     sweep.add_argument("--dataset", required=True, help="dataset name")
@@ -277,8 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", default=DEFAULT_OUT, help=f"run directory, shared with 'bench run' (default: {DEFAULT_OUT})")
     sweep.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     sweep.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
+    sweep.add_argument("--set", action="append", dest="settings", metavar="KEY=VALUE", help=SET_HELP)
     sweep.add_argument("--data-root", action="append", metavar="NAME=PATH", help="where dataset NAME's files are")
     sweep.add_argument("--executor", help="where the students run (default: local)")
+    sweep.add_argument("--logger", action="append", dest="loggers", metavar="NAME", help=LOGGER_HELP)
     sweep.add_argument("--quiet", action="store_true", help="print only the table")
     sweep.set_defaults(func=_cmd_sweep, datasets=None, strategies=None, backbones=None, seeds=None, rerun=None)
 
@@ -289,6 +352,29 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--unfinished", action="store_true",
                     help="also remove the work directories of unfinished jobs (their progress is lost)")
     gc.set_defaults(func=_cmd_gc)
+
+    export = commands.add_parser("export", help="copy a student's model files (model.safetensors, model.json) out "
+                                                "of a run; they load with timm alone")
+    export.add_argument("run_dir", help="a directory written by 'bench run'")
+    export.add_argument("dest", help="the directory to copy them into (made if needed)")
+    export.add_argument("--dataset", required=True, help="dataset name")
+    export.add_argument("--strategy", required=True, help="strategy name")
+    export.add_argument("--seed", type=int, help="student seed (needed when the run has several)")
+    export.add_argument("--split", help="split or fold name (needed when the run has several)")
+    export.add_argument("--backbone", help="backbone as the config names it (needed when the run has several)")
+    export.set_defaults(func=_cmd_export)
+
+    predict = commands.add_parser("predict", help="class probabilities of an exported student for every frame of "
+                                                  "a video or a folder of images, as CSV")
+    predict.add_argument("model", help="a directory written by 'bench export', or a student's artifact directory")
+    predict.add_argument("path", help="a video file, or a folder of frame images (taken in name order)")
+    predict.add_argument("--fps", type=float, default=1.0, help="video frames sampled per second (default 1)")
+    predict.add_argument("--out", help="the CSV file to write (default: standard output)")
+    predict.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    predict.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    predict.add_argument("--batch-size", type=int, default=128, help="frames per batch (default 128)")
+    predict.add_argument("--quiet", action="store_true", help="no progress lines")
+    predict.set_defaults(func=_cmd_predict)
     return parser
 
 
@@ -296,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
+        check_builtin_package()  # a shadowing 'plugins' fails here in one line, not in an import deep inside
         kill_target()  # a malformed SDBENCH_KILL_AT fails here, before any work
         return args.func(args)
     except SdbenchError as exc:

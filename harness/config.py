@@ -1,4 +1,5 @@
-"""Run configuration: built-in defaults (the demo), overlaid by a YAML file, overlaid by command-line flags.
+"""Run configuration: built-in defaults (the demo), overlaid by a YAML file, overlaid by ``--set KEY=VALUE``
+arguments, overlaid by the dedicated command-line flags (``--seeds``, ``--device``, ...).
 
 Every value is checked against a pydantic v2 schema (pydantic is a dependency for this) before any job starts,
 instead of hand-written checks scattered where the values are used; its ValidationError becomes one
@@ -12,7 +13,7 @@ import difflib
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, get_args
+from typing import Annotated, Any, Literal, Mapping, Sequence, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -38,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "executor": "local",
     "executor_options": {},
     "rerun": "failed",
+    "loggers": [],
+    "logger_options": {},
 }
 
 Rerun = Literal["never", "failed", "all"]
@@ -80,6 +83,8 @@ class RunConfig:
     executor_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     rerun: str = "failed"
     precision: str = "auto"
+    loggers: tuple[str, ...] = ()
+    logger_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -153,6 +158,9 @@ class _Schema(_Section):
     executor: Annotated[str, Field(min_length=1, description="an executor name")]
     executor_options: _Options
     rerun: Annotated[Rerun, Field(description=f"one of {', '.join(RERUN_POLICIES)}")]
+    loggers: Annotated[tuple[Annotated[str, Field(min_length=1)], ...], BeforeValidator(_split_commas),
+                       Field(description="a list of logger names (or a comma-separated string)")]
+    logger_options: _Options
 
 
 def _problem(error: Mapping[str, Any], data: Mapping[str, Any], where: str) -> str:
@@ -227,12 +235,48 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return dict(data)
 
 
-def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
-    """Defaults, then the YAML file at ``path``, then ``overrides`` (already-parsed command-line values)."""
+def parse_setting(text: str) -> dict[str, Any]:
+    """One ``--set KEY=VALUE`` as the mapping it overlays: ``teacher.epochs=40`` is ``{"teacher": {"epochs": 40}}``.
+    VALUE is YAML read as a config file is, so ``1e-3`` is a float, ``[0]`` a list and ``{a: 1}`` a mapping."""
+    key, sep, raw = text.partition("=")
+    parts = [part.strip() for part in key.split(".")]
+    if not sep or not all(parts):
+        raise ConfigError(f"--set '{text}': expected KEY=VALUE with a dotted KEY, e.g. teacher.epochs=40")
+    try:
+        value = yaml.load(raw, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set '{text}': VALUE is not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    for part in reversed(parts):
+        value = {part: value}
+    return value
+
+
+def _apply_settings(data: dict[str, Any], settings: Sequence[str]) -> dict[str, Any]:
+    """``data`` overlaid by ``settings`` in order (a later one wins). Each is checked over ``data`` on its own,
+    as a config file is, so that every problem is listed under the argument that caused it."""
+    overlays = [(text, parse_setting(text)) for text in settings]
+    problems = []
+    for text, overlay in overlays:
+        try:
+            _validate(_merge(data, overlay), f"--set '{text}'")
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    for _, overlay in overlays:
+        data = _merge(data, overlay)
+    return data
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None,
+                settings: Sequence[str] = ()) -> RunConfig:
+    """Defaults, then the YAML file at ``path``, then ``settings`` (``--set KEY=VALUE`` arguments), then
+    ``overrides`` (the other command-line flags, already parsed)."""
     data = copy.deepcopy(DEFAULTS)
     if path is not None:
         data = _merge(data, read_config_file(path))
-    # the file was checked when read: what fails now came from the command line
+    data = _apply_settings(data, settings)
+    # the file and the settings were checked above: what fails now came from the other flags
     values = _validate(_merge(data, overrides or {}), "command line").model_dump()
     distill = values.pop("distill")
     return RunConfig(**values | {"teacher": FitSettings(**values["teacher"]),

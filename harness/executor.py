@@ -14,7 +14,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
-from harness.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -80,12 +79,3 @@ class Executor(ABC):
     def crashed(self, job: Job, error: BaseException) -> Outcome:
         """The outcome of a job whose worker died or could not start (the job could not record it)."""
         return Outcome(job, ok=False, error=f"worker failed: {type(error).__name__}: {error}", trained=True)
-
-
-def require_extra(executor: str, module: str, extra: str) -> None:
-    """Raise a clear error, with the install command, when an executor's optional package is missing."""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"executor '{executor}' needs the optional package '{module}', which is not installed; "
-                          f"install it with: pip install 'sdbench[{extra}]'")

@@ -1,10 +1,11 @@
 """``bench gc``: free the disk space of a run directory, and of the frame store, that no result needs any more.
 
-Removed from a run directory: training checkpoints of finished jobs (their histories, predictions and
-metrics stay), work directories and lock files of jobs that have finished since, directories set aside while
-an artifact was replaced, and temporary files of writes that were killed. The work directories of
-unfinished jobs hold the checkpoints a rerun resumes from; they are removed only on request. Removed from the
-frame store (``$SDBENCH_HOME/frames``): temporary files of killed writes, one video's frames each.
+Removed from a run directory: training checkpoints of finished jobs (their histories, predictions, metrics
+and students' model files stay), work directories and lock files of jobs that have finished since,
+directories set aside while an artifact was replaced, and temporary files of writes that were killed. The
+work directories of unfinished jobs hold the checkpoints a rerun resumes from; they are removed only on
+request. Removed from the frame store (``$SDBENCH_HOME/frames``): temporary files of killed writes, one
+video's frames each.
 
 Another ``bench run`` may be at work in the same directory: a job whose lock is held (its work directory,
 checkpoint, temporary files and lock file) is never touched, a job's things are removed only while gc holds

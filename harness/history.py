@@ -160,9 +160,9 @@ class HistoryWriter:
         write_npy(self.directory / "val_labels.npy", val_labels)
         write_json(self.directory / "history.json", self._meta)
 
-    def add_epoch(self, record: EpochRecord, train_probs: np.ndarray, val_probs: np.ndarray) -> None:
-        """Store the epoch's probabilities, then its record with the diagnostics of ``val_probs``; a
-        non-finite loss or probability raises :class:`DivergedError` and nothing of the epoch is stored."""
+    def add_epoch(self, record: EpochRecord, train_probs: np.ndarray, val_probs: np.ndarray) -> dict[str, float]:
+        """Store the epoch's probabilities, then its record with the diagnostics of ``val_probs``, and return
+        those; a non-finite loss or probability raises :class:`DivergedError` and nothing of the epoch is stored."""
         if not math.isfinite(record.train_loss):
             raise DivergedError(f"the training loss of epoch {record.epoch} is {record.train_loss}")
         for probs in (train_probs, val_probs):
@@ -175,6 +175,7 @@ class HistoryWriter:
         self._meta["epochs"].append(asdict(record) | {"val_metrics": dict(record.val_metrics),
                                                       "diagnostics": diagnostics})
         write_json(self.directory / "history.json", self._meta)
+        return diagnostics
 
 
 def _earlier_epochs(directory: Path, seed: int, train_labels: np.ndarray, val_labels: np.ndarray) -> list[dict]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pluggy
 
-from harness.specs import BackboneSpec, DatasetSpec, ExecutorSpec, StrategySpec, WindowRuleSpec
+from harness.specs import BackboneSpec, DatasetSpec, ExecutorSpec, LoggerSpec, StrategySpec, WindowRuleSpec
 
 hookspec = pluggy.HookspecMarker("sdbench")
 
@@ -65,4 +65,14 @@ def sdbench_executors() -> list[ExecutorSpec]:
     Each :class:`~harness.specs.ExecutorSpec` has a ``factory(options) -> Executor`` that runs batches of
     independent training jobs somewhere (see :mod:`harness.executor`). Import the scheduling library inside
     the factory, so that listing plugins works without it.
+    """
+
+
+@hookspec
+def sdbench_loggers() -> list[LoggerSpec]:
+    """Return the experiment loggers this plugin provides.
+
+    Each :class:`~harness.specs.LoggerSpec` has a unique ``name`` (what ``loggers:`` and ``--logger`` name)
+    and a ``factory(run_dir, options) -> Logger`` (see :mod:`harness.loggers`). Import the tracking library
+    inside the factory, so that listing plugins works without it.
     """

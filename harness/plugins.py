@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Iterable
 
 import pluggy
 
 from harness import __version__, hookspecs
-from harness.errors import PluginError
-from harness.specs import BackboneSpec, DatasetSpec, ExecutorSpec, Spec, StrategySpec, WindowRuleSpec
+from harness.errors import ConfigError, PluginError
+from harness.specs import (BackboneSpec, DatasetSpec, ExecutorSpec, LoggerSpec, Spec, StrategySpec,
+                           WindowRuleSpec)
 
 log = logging.getLogger("sdbench")
 
@@ -45,6 +48,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.executors.local",
     "plugins.executors.ray_tasks",
     "plugins.executors.slurm",
+    "plugins.loggers.tensorboard_events",
+    "plugins.loggers.text_log",
+    "plugins.loggers.mlflow_tracking",
+    "plugins.loggers.wandb_tracking",
 )
 
 _HOOKS: dict[str, tuple[str, type]] = {
@@ -53,6 +60,7 @@ _HOOKS: dict[str, tuple[str, type]] = {
     "strategy": ("sdbench_strategies", StrategySpec),
     "window": ("sdbench_window_rules", WindowRuleSpec),
     "executor": ("sdbench_executors", ExecutorSpec),
+    "logger": ("sdbench_loggers", LoggerSpec),
 }
 
 
@@ -74,12 +82,28 @@ class Registered:
     provider: Provider
 
 
+def check_builtin_package() -> None:
+    """Fail in one line when the top-level ``plugins`` that imports would find is not sdbench's (installed beside
+    ``harness``): a ``plugins`` folder in a notebook's directory or on PYTHONPATH shadows it, and the built-in
+    plugins would fail to import deep inside. Only looks the package up: none of its code runs."""
+    expected = Path(__file__).resolve().parent.parent / "plugins"
+    beside = expected.parent / "harness"
+    spec = importlib.util.find_spec("plugins")
+    if spec is None:
+        raise PluginError(f"sdbench's package 'plugins' is missing (expected beside {beside}); reinstall sdbench")
+    found = [Path(p).resolve() for p in spec.submodule_search_locations or [spec.origin]]
+    if found != [expected]:
+        raise PluginError(f"a package named 'plugins' at {' and '.join(map(str, found))} shadows sdbench's "
+                          f"(expected beside {beside}); rename it, or run bench from another directory")
+
+
 def strict_from_env() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 class Registry:
-    """Every dataset, backbone, strategy and executor known to this installation, by kind and name."""
+    """Every dataset, backbone, strategy, window rule, executor and logger known to this installation, by kind
+    and name."""
 
     def __init__(self, strict: bool | None = None, builtins: Iterable[str] = BUILTIN_PLUGINS,
                  entry_points: bool = True) -> None:
@@ -88,6 +112,7 @@ class Registry:
         self._pm = pluggy.PluginManager("sdbench")
         self._pm.add_hookspecs(hookspecs)
         self._providers: dict[str, Provider] = {}
+        check_builtin_package()
         for module_name in builtins:
             self._register(importlib.import_module(module_name), module_name,
                            Provider(module_name, "sdbench", __version__))
@@ -142,7 +167,8 @@ class Registry:
         return found
 
     def all(self, kind: str) -> dict[str, Registered]:
-        """Every registered spec of ``kind`` (dataset, backbone, strategy, window or executor), in registration order."""
+        """Every registered spec of ``kind`` (dataset, backbone, strategy, window, executor or logger), in registration
+        order."""
         return self._specs[kind]
 
     def names(self, kind: str) -> list[str]:
@@ -158,6 +184,13 @@ class Registry:
     def provider(self, kind: str, name: str) -> Provider:
         self.get(kind, name)
         return self._specs[kind][name].provider
+
+
+def require_extra(name: str, module: str, extra: str, kind: str = "executor") -> None:
+    """Raise a clear error, with the install command, when a plugin's optional package is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{kind} '{name}' needs the optional package '{module}', which is not installed; "
+                          f"install it with: pip install 'sdbench[{extra}]'")
 
 
 def unknown_name_message(kind: str, name: str, available: list[str]) -> str:

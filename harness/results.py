@@ -33,11 +33,17 @@ def read_results(run_dir: Path) -> pd.DataFrame:
         from harness.errors import SdbenchError
 
         raise SdbenchError(f"no {RESULTS_FILE} in {run_dir}: is it a 'bench run' output directory?")
-    return pd.read_csv(path, keep_default_na=True)
+    return pd.read_csv(path, keep_default_na=True, dtype={"student_key": str})  # a hex digest can be all digits
 
 
 def _column_label(dataset: str, backbone: str, metric: str, several_backbones: bool) -> str:
     return f"{dataset} [{backbone}] ({metric})" if several_backbones else f"{dataset} ({metric})"
+
+
+def column_labels(rows: pd.DataFrame) -> list[str]:
+    """The table column of each of ``rows``: dataset and metric, and the backbone when ``rows`` have several."""
+    several = rows["backbone"].nunique() > 1
+    return [_column_label(d, b, m, several) for d, b, m in zip(rows["dataset"], rows["backbone"], rows["metric"])]
 
 
 REFERENCE = "best-val"
@@ -60,9 +66,7 @@ def comparison(rows: pd.DataFrame, strategy_order: list[str] | None = None, refe
     degenerate        how many of the n results are of degenerate students; they count in every other column
     """
     primary = rows[rows["primary"].astype(bool)].copy()
-    several = primary["backbone"].nunique() > 1
-    primary["column"] = [_column_label(d, b, m, several)
-                         for d, b, m in zip(primary["dataset"], primary["backbone"], primary["metric"])]
+    primary["column"] = column_labels(primary)
     primary["value"] = primary["value"] * 100
     primary["degenerate"] = primary["degenerate"].eq(True) if "degenerate" in primary else False
     stats = (primary.groupby(["strategy", "column"], sort=False)["value"]
@@ -162,12 +166,13 @@ def render_tables(stats: pd.DataFrame, reference: str = REFERENCE, alpha: float 
 
 
 def write_tables(rows: pd.DataFrame, run_dir: Path, strategy_order: list[str] | None = None,
-                 missing: pd.DataFrame | None = None) -> str:
+                 missing: pd.DataFrame | None = None, footer: str = "") -> str:
     """Write ``comparison.{md,tex,csv}`` into ``run_dir`` and return the Markdown tables, followed by the list
-    of missing results (default: read from the run's ``missing.csv``)."""
+    of missing results (default: read from the run's ``missing.csv``) and ``footer`` (Markdown; in the LaTeX
+    file as comments)."""
     missing = read_missing(run_dir) if missing is None else missing
     tables = render_tables(comparison(rows, strategy_order)) if not rows.empty else {"md": "", "tex": "", "csv": ""}
-    note = missing_note(missing)
+    note = "\n".join(part for part in (missing_note(missing), footer) if part)
     tables["md"] += ("\n" if tables["md"] else "") + note
     tables["tex"] += "".join(f"% {line}\n" for line in note.splitlines())
     for suffix, text in tables.items():

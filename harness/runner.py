@@ -34,15 +34,17 @@ from harness.data.dataset import Dataset, FrameIndex, Split
 from harness.data.frames import FrameStore
 from harness.data.loader import FrameSet
 from harness.degenerate import degenerate
+from harness.diagnostics import true_label_confidence
 from harness.errors import ConfigError, DivergedError, SdbenchError
 from harness.executor import Executor, Job, Outcome, Work
 from harness.faults import kill_point
 from harness.history import STUDENT_HISTORY, EpochRecord, HistoryWriter, LossLog, TeacherHistory
 from harness.locks import LockBusyError, held
+from harness.loggers import LoggerGroup, build_loggers
 from harness.models import BackboneRef, build_backbone, check_input_size, resolve_backbone
 from harness.paths import sdbench_home
 from harness.plugins import Registry, get_registry
-from harness.progress import Progress
+from harness.progress import LOG_FILE, Progress
 from harness.missing import write_missing
 from harness.results import write_results, write_tables
 from harness.runinfo import write_run_record
@@ -131,6 +133,8 @@ class Runner:
         self.trained = {"teacher": 0, "student": 0}
         self.started = time.time()  # rerun: all recomputes what finished before this and keeps what finished since
         self.work = Work(self.config.to_dict(), str(self.out_dir), self.progress.quiet)
+        self.progress.log_path = self.out_dir / LOG_FILE
+        self._loggers: LoggerGroup | None = None
         _RUNNERS[(self.work.out_dir, canonical_json(self.work.config))] = self
 
     # -- resolution -------------------------------------------------------------------------------
@@ -295,6 +299,8 @@ class Runner:
                     self.store.record_failure(job.stage, job.key, vars(job), exc)
                     recorded = True
                     raise
+                finally:
+                    self.loggers.end_job(job.key, job.stage)
         except LockBusyError as exc:
             return Outcome(job, ok=False, error=str(exc), busy=True)
         except FailedMeanwhile as exc:
@@ -317,6 +323,7 @@ class Runner:
                                train_labels, val_labels)
         backbone = self._new_backbone(cell, seed)
         name = f"teacher {cell.describe()} seed {seed}"
+        key = self.teacher_job(cell, seed).key
 
         def on_epoch(epoch: int, loss: float, model) -> None:
             train_probs = predict(model, backbone, train_frames, index.task, device, settings.eval_batch_size,
@@ -324,7 +331,10 @@ class Runner:
             val_probs = predict(model, backbone, val_frames, index.task, device, settings.eval_batch_size,
                                 precision=self.config.precision)
             metrics = dataset.evaluate(val_labels, val_probs, val_videos)
-            writer.add_epoch(EpochRecord(epoch, loss, metrics), train_probs, val_probs)
+            diagnostics = writer.add_epoch(EpochRecord(epoch, loss, metrics), train_probs, val_probs)
+            diagnostics = {"fit_confidence": true_label_confidence(train_probs, train_labels)} | diagnostics
+            self.loggers.log_epoch(key, "teacher", epoch, {"loss": loss} | {f"val/{m}": v for m, v in metrics.items()}
+                                   | {f"diagnostics/{d}": v for d, v in diagnostics.items()})
             self.progress.line(f"  {name} epoch {epoch}/{settings.epochs}: loss {loss:.4f}, "
                                f"val {dataset.primary_metric} {100 * metrics[dataset.primary_metric]:.1f}")
 
@@ -337,7 +347,8 @@ class Runner:
         """Train and evaluate one student. Writes into ``directory`` its training loss per epoch
         (:class:`~harness.history.LossLog`), ``{val,test}_probs.npy`` and ``metrics.json``: the metrics per part
         and, under ``degenerate``, per part why the student is degenerate there (:mod:`harness.degenerate`)
-        or null."""
+        or null; and its model files (:mod:`harness.export`)."""
+        from harness.export import ModelCard, save_model
         from harness.training import pick_device, predict, train
 
         index, dataset, settings = cell.data.index, cell.data.dataset, self.config.student
@@ -355,6 +366,7 @@ class Runner:
 
         def on_epoch(epoch: int, loss: float, model) -> None:
             log.add(epoch, loss)
+            self.loggers.log_epoch(job.key, "student", epoch, {"loss": loss})
             self.progress.line(f"  {name} epoch {epoch}/{settings.epochs}: loss {loss:.4f}")
 
         with self.progress.task(name, settings.epochs * len(train_frames)) as advance, _named(name):
@@ -374,6 +386,11 @@ class Runner:
         if flags["test"]:
             self.progress.line(f"  {name} is degenerate on the test split: {flags['test']}; its scores are not "
                                "evidence")
+        save_model(directory, model, ModelCard(
+            backbone=cell.backbone, provider=cell.ref.provider, architecture=cell.ref.architecture,
+            num_classes=index.num_classes, class_names=index.class_names, image_size=self.config.image_size,
+            mean=backbone.mean, std=backbone.std, task=index.task, dataset=cell.data.name, split=cell.split.name,
+            strategy=job.label, seed=job.seed, job_key=job.key))
         write_json(directory / "metrics.json", metrics | {"degenerate": flags})
 
     def _soft_labels_of(self, key: str) -> np.ndarray | None:
@@ -479,8 +496,36 @@ class Runner:
         return [Cell(data, split, backbone, ref) for data in datasets for split in data.splits.values()
                 for backbone, ref in backbones.items()]
 
+    @contextmanager
+    def tracking(self) -> Iterator[LoggerGroup]:
+        """The run's loggers (:mod:`harness.loggers`), built, so that an unknown name or a missing package fails
+        here, before any job, and started with the config; closed at the end, also when the run fails."""
+        self._loggers = build_loggers(self.registry, self.config.loggers, self.config.logger_options, self.out_dir)
+        self._loggers.start_run(self.config.to_dict())
+        try:
+            yield self._loggers
+        finally:
+            self._loggers.close()
+            self._loggers = None
+
+    @property
+    def loggers(self) -> LoggerGroup:
+        """What jobs log their epochs to: the loggers of :meth:`tracking` while it lasts; otherwise (in a worker
+        process) built on first use, a logger that cannot be built left out with a warning."""
+        if self._loggers is None:
+            self._loggers = build_loggers(self.registry, self.config.loggers, self.config.logger_options,
+                                          self.out_dir, strict=False)
+        return self._loggers
+
     def run(self) -> str:
-        """Run every job the rerun policy asks for; write results and tables; return the Markdown table."""
+        """Run every job the rerun policy asks for; write results and tables; return the Markdown table. The
+        run's loggers record it, the table included."""
+        with self.tracking() as loggers:
+            table = self._run()
+            loggers.log_table("comparison", table)
+        return table
+
+    def _run(self) -> str:
         datasets, skipped = self.resolve_datasets()
         strategies = self.resolve_strategies()
         self.check_backbones(self.config.backbones)

@@ -7,6 +7,7 @@ in ``factory``, called only when the harness actually needs the dataset, backbon
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 
@@ -72,7 +73,7 @@ class ExecutorSpec:
 
     ``options`` is the mapping from the config's ``executor_options.<name>``, with the run's ``device`` added
     (where jobs run follows it: see the local executor). A factory whose optional
-    dependency is missing raises the error of :func:`harness.executor.require_extra`.
+    dependency is missing raises the error of :func:`harness.plugins.require_extra`.
     """
 
     name: str
@@ -81,4 +82,20 @@ class ExecutorSpec:
     kind: str = field(default="executor", init=False)
 
 
-Spec = DatasetSpec | BackboneSpec | StrategySpec | WindowRuleSpec | ExecutorSpec
+@dataclass(frozen=True)
+class LoggerSpec:
+    """An experiment logger. ``factory(run_dir, options)`` returns a :class:`harness.loggers.Logger`.
+
+    ``options`` is the mapping from the config's ``logger_options.<name>``. The factory is called in every
+    process that trains jobs of the run (worker processes too), so it must be cheap, and its logger must keep
+    each job's records apart (jobs run in several processes at once). A factory whose optional dependency is
+    missing raises the error of :func:`harness.plugins.require_extra`.
+    """
+
+    name: str
+    description: str
+    factory: Callable[[Path, Mapping[str, Any]], Any]
+    kind: str = field(default="logger", init=False)
+
+
+Spec = DatasetSpec | BackboneSpec | StrategySpec | WindowRuleSpec | ExecutorSpec | LoggerSpec

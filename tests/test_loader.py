@@ -185,6 +185,7 @@ def test_a_batch_of_large_frames_is_transformed_the_same():
     torch.testing.assert_close(out, plain_reference(x, 4), atol=1e-3, rtol=0)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_a_seed_gives_the_same_augmentations_on_cpu_and_gpu(frame_set: FrameSet):
     x = torch.from_numpy(frame_set.gather(np.arange(12)))

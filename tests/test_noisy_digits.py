@@ -1,9 +1,11 @@
 """The third-party dataset package ``examples/sdbench-noisy-digits``: installed like any other package, found
-through its entry point, and its generated data (real digit scans, noisy train/val labels, clean test labels)."""
+through its entry point, passing its own dataset conformance tests, run by ``bench run --datasets all``, and
+its generated data (real digit scans, noisy train/val labels, clean test labels)."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -80,6 +83,46 @@ def test_bench_plugins_lists_the_installed_dataset(site: Path) -> None:
             "print(sorted({'torch', 'PIL', 'sklearn'} & set(sys.modules)), [s.name for s in specs])")
     light = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert light.stdout.strip() == "[] ['noisy-digits']", light.stderr
+
+
+def _env(site: Path) -> dict[str, str]:
+    """The installed package and this sdbench, importable in a subprocess that writes no bytecode into the tree."""
+    return os.environ | {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def test_the_installed_package_passes_its_dataset_conformance_tests(site: Path, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
+                             str(tmp_path / "basetemp"), str(PACKAGE / "tests")], cwd=tmp_path, env=_env(site),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "7 passed, 1 skipped" in result.stdout  # no label_file: the fingerprint is the generator's
+
+
+def test_bench_run_datasets_all_includes_the_installed_dataset(site: Path, generated: dict[str, object],
+                                                                tmp_path: Path) -> None:
+    # The demos at the size and frame size of test_end_to_end, whose data and frames the session shares.
+    config = tmp_path / "tiny.yaml"
+    config.write_text(f"""
+seeds: [0]
+image_size: 32
+teacher: {{epochs: 1, batch_size: 128}}
+student: {{epochs: 1, batch_size: 128}}
+dataset_options:
+  demo-triplets: {{num_videos: 6}}
+  demo-phases: {{num_videos: 6}}
+  noisy-digits: {{root: {json.dumps(str(generated["a"].root))}}}
+""")
+    out = tmp_path / "run"
+    run = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--datasets", "all", "--strategies", "hard",
+                          "--config", str(config), "--out", str(out)], env=_env(site), capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "noisy-digits (accuracy)" in run.stdout and "skipped dataset cholec80: no data root" in run.stderr
+    primary = pd.read_csv(out / "results.csv").query("primary")
+    assert sorted(primary["dataset"]) == ["demo-phases", "demo-triplets", "noisy-digits"]
+    assert primary["value"].between(0, 1).all()
+    plugins = json.loads((out / "run.json").read_text())["plugins"]["dataset"]
+    assert plugins["noisy-digits"] == "sdbench_noisy_digits (sdbench-noisy-digits 0.1.0)"
 
 
 def test_generation_is_deterministic_and_independent_of_the_root(generated: dict[str, object]) -> None:

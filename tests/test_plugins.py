@@ -109,6 +109,32 @@ def test_duplicate_name_fails_naming_both_providers(site: Path):
     assert "plugins.strategies.baselines (sdbench" in message and "clash_plugin (clash-dist 0.1)" in message
 
 
+def test_third_party_backbones_and_executors_register_through_their_hooks(site: Path):
+    fake_distribution(site, "infra-dist", {"infra_plugin": """
+        from harness.models import Backbone
+        from harness.plugins import hookimpl
+        from harness.specs import BackboneSpec, ExecutorSpec
+
+        @hookimpl
+        def sdbench_backbones():
+            return [BackboneSpec("toy", "a third-party backbone provider",
+                                 lambda architecture, outputs, options: Backbone((architecture, outputs)),
+                                 aliases={"toy-small": "net-s"})]
+
+        @hookimpl
+        def sdbench_executors():
+            return [ExecutorSpec("toy-cluster", "a third-party executor", lambda options: dict(options))]
+    """})
+    from harness.models import build_backbone, resolve_backbone
+
+    registry = Registry()
+    ref = resolve_backbone(registry, "toy-small")
+    assert str(ref) == "toy:net-s" and registry.provider("backbone", "toy").distribution == "infra-dist"
+    assert build_backbone(registry, ref, 3, {}).model == ("net-s", 3)
+    assert registry.get("executor", "toy-cluster").factory({"device": "cpu"}) == {"device": "cpu"}
+    assert registry.provider("executor", "toy-cluster").plugin == "infra_plugin"
+
+
 def test_unknown_name_suggests_close_ones():
     registry = Registry(entry_points=False)
     with pytest.raises(PluginError, match=r"unknown strategy 'iees'; did you mean 'iee' or 'iese' or 'iee-logits'\?"

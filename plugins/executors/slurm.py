@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from harness.executor import Executor, Job, Outcome, Work, require_extra
-from harness.plugins import hookimpl
+from harness.executor import Executor, Job, Outcome, Work
+from harness.plugins import hookimpl, require_extra
 from harness.specs import ExecutorSpec
 
 

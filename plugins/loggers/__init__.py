@@ -1,0 +1,1 @@
+"""Built-in experiment loggers: TensorBoard, the plain-text log, and MLflow and W&B as optional extras."""
