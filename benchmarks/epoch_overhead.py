@@ -5,7 +5,7 @@ Run: ``PYTHONPATH=. .venv/bin/python benchmarks/epoch_overhead.py [--quick] [--r
 What is compared: the ``tiny`` backbone at 48x48 on 1,000 synthetic frames (256 with --quick), 7 multi-label
 classes, CPU with 2 torch threads.
 
-- real loader: ``harness.training.train`` with ``FitSettings(epochs=1, batch_size=32, augment=True)`` on a
+- real loader: ``harness.train.fit.train`` with ``FitSettings(epochs=1, batch_size=32, augment=True)`` on a
   ``FrameSet`` of per-video memmapped ``.npy`` files (gather, batched augmentation, normalise, step);
 - pre-made tensors: a copy of the same initial model and a fresh Adam with the same settings, fed
   normalised channels_last float batches made before the clock starts, in a minimal loop (forward, BCE
@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from stored_frames import memmapped_videos, per_run
 
 from harness.config import FitSettings
 from harness.data.augment import ModelInputs, to_model_input
 from harness.data.loader import FrameSet, iterate_batches
-from harness.models import build_backbone, resolve_backbone
-from harness.plugins import get_registry
-from harness.training import train
-from stored_frames import memmapped_videos, per_run
+from harness.hooks.registry import get_registry
+from harness.train.fit import train
+from harness.train.models import build_backbone, resolve_backbone
 
 SIZE, CLASSES, VIDEOS, SEED = 48, 7, 5, 0
 SETTINGS = FitSettings(epochs=1, batch_size=32, augment=True)

@@ -39,14 +39,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from stored_frames import memmapped_videos, per_run
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from harness.data.augment import ModelInputs
 from harness.data.loader import FrameSet, iterate_batches
-from harness.models import IMAGENET_MEAN, IMAGENET_STD
-from harness.training import pick_device
-from stored_frames import memmapped_videos, per_run
+from harness.train.fit import pick_device
+from harness.train.models import IMAGENET_MEAN, IMAGENET_STD
 
 SIZE, BATCH, VIDEOS, SEED = 224, 64, 10, 0
 

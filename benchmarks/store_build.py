@@ -15,18 +15,18 @@ import argparse
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 import av
 import numpy as np
 
-from harness.cpus import available_cpus
 from harness.data.dataset import VideoFileFrames, VideoFrames
 from harness.data.frames import FrameStore
 from harness.data.video import decode_sampled
+from harness.system.cpus import available_cpus
 
 
 def synthetic_video(path: Path, seconds: int, width: int = 480, height: int = 270) -> VideoFrames:

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torchvision.io
 from PIL import Image
+from stored_frames import memmapped_videos
 
 from harness.data.loader import FrameSet
-from stored_frames import memmapped_videos
 
 SIZE, BATCH, VIDEOS, SEED, QUALITY = 224, 64, 10, 0, 90
 

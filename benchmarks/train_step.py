@@ -6,7 +6,7 @@ Run: ``PYTHONPATH=. .venv/bin/python benchmarks/train_step.py [--backbone swin-b
 What is compared, the same model, optimizer and number of steps on both sides (random initialisation, 100
 multi-label outputs, as CholecT45's triplets):
 
-- ours: ``harness.training.train`` for one epoch of ``--steps`` batches over synthetic frames in per-video
+- ours: ``harness.train.fit.train`` for one epoch of ``--steps`` batches over synthetic frames in per-video
   memmapped ``.npy`` files: gather on a background thread into pinned memory, non-blocking copy, batched
   augmentation and normalisation on the device (:class:`harness.data.augment.ModelInputs`), autocast in
   ``--precision`` (with fp16's loss scaler), channels_last and the deterministic kernels on CUDA;
@@ -32,14 +32,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from stored_frames import memmapped_videos, per_run
 
 from harness.config import FitSettings
 from harness.data.augment import to_model_input
 from harness.data.loader import FrameSet
-from harness.models import build_backbone, resolve_backbone
-from harness.plugins import get_registry
-from harness.training import Precision, deterministic_cuda, pick_device, resolve_precision, task_loss, train
-from stored_frames import memmapped_videos, per_run
+from harness.hooks.registry import get_registry
+from harness.train.fit import Precision, deterministic_cuda, pick_device, resolve_precision, task_loss, train
+from harness.train.models import build_backbone, resolve_backbone
 
 OUTPUTS, VIDEOS, SEED = 100, 8, 0
 

@@ -17,7 +17,7 @@ student test score of the chosen epoch, in points, with a 95% bootstrap interval
 choice whose epoch was not swept is reported missing. ``--strategies`` also trains the named strategies'
 students with the same K student seeds (teachers shared with the sweep) and scores them against the same
 oracle; an ensemble can have a negative regret (it beat every single teacher). Definitions and intervals:
-:mod:`harness.regret`.
+:mod:`harness.report.regret`.
 
 It prints the per-(dataset, split, teacher seed) regrets and the rule x dataset table (mean over splits
 and teacher seeds +- 95% t-interval, and the mean over datasets; lower is better), and writes them as
@@ -36,13 +36,17 @@ from pathlib import Path
 
 from harness.config import RunConfig, load_config
 from harness.errors import SdbenchError
-from harness.history import TeacherHistory
-from harness.plugins import Registry, get_registry
-from harness.progress import Progress
-from harness.regret import BASELINES, regret_table, registered_rules, write_regret
-from harness.runner import Cell, Runner
-from harness.selection import WindowRule, strategy_window
-from harness.sweep import SweepTarget, parse_epochs, student_seed, sweep, sweep_name, write_sweep
+from harness.experiments.run import Runner
+from harness.experiments.sweep import sweep
+from harness.hooks.registry import Registry, get_registry
+from harness.report.regret import registered_rules, write_regret
+from harness.report.sweep import write_sweep
+from harness.runs.plan import Cell
+from harness.science.regret import regret_table
+from harness.science.selection import WindowRule, strategy_window
+from harness.science.sweep import BASELINES, SweepTarget, parse_epochs, student_seed, sweep_name
+from harness.system.progress import Progress
+from harness.train.history import TeacherHistory
 
 ROOT = Path(__file__).resolve().parent
 DATASETS = "demo-triplets,demo-phases"
@@ -66,11 +70,11 @@ def strategy_students(runner: Runner, cell: Cell, teachers: dict[int, tuple[str,
     sweep's student seeds; their test scores by teacher seed, strategy and student seed."""
     metric = cell.data.dataset.primary_metric
     jobs = {}
-    for name, strategy in runner.resolve_strategies().items():
+    for name, strategy in runner.plan.resolve_strategies().items():
         for seed in teachers:
-            key, digest, _ = runner.teaching(name, strategy, seed, teachers)
+            key, digest, _ = runner.soft_labels(name, strategy, seed, teachers)
             for k in range(student_seeds):
-                jobs[seed, name, student_seed(seed, k)] = runner.student_job(cell, student_seed(seed, k), key,
+                jobs[seed, name, student_seed(seed, k)] = runner.plan.student_job(cell, student_seed(seed, k), key,
                                                                              digest, name)
     outcomes = runner.schedule(jobs.values())
     scores: dict[int, dict] = {seed: {} for seed in teachers}
@@ -106,7 +110,7 @@ def main() -> int:
     backbone = config.backbones[0]
     units, strategy_scores = [], []
     for dataset in (d for d in args.datasets.split(",") if d):
-        data = runner.ready(runner.dataset(dataset), runner.dataset(dataset).dataset.availability())
+        data = runner.plan.ready(runner.plan.dataset(dataset), runner.plan.dataset(dataset).dataset.availability())
         for split in list(data.splits) if args.all_splits else [None]:
             teachers = {}
             for seed in config.seeds:
@@ -120,7 +124,7 @@ def main() -> int:
                       f"{table['epoch'].tolist()} x {args.student_seeds} students, oracle epoch "
                       f"{table.loc[table['best_teacher'], 'epoch'].item()}", flush=True)
             if names:
-                cell = runner.cell(dataset, table["split"].iloc[0], backbone)
+                cell = runner.plan.cell(dataset, table["split"].iloc[0], backbone)
                 scores = strategy_students(runner, cell, teachers, args.student_seeds)
                 strategy_scores += [scores[seed] for seed in config.seeds]
             else:

@@ -1,5 +1,10 @@
-"""The ``bench`` command line. Heavy modules are imported inside the commands that need them, so that
-``bench plugins`` and ``bench --help`` stay fast and never import torch."""
+"""The ``bench`` command line, on top of every room: each command's flags and a short handler that calls
+into the room that does the work. Heavy modules are imported inside the handlers that need them, so that
+``bench plugins`` and ``bench --help`` stay fast and never import torch.
+
+This module is longer than 300 lines because it is the whole command line in one place, which is what its
+reader looks for: splitting the flags of a command from its handler, or the commands into files of their
+own, would scatter twenty small pieces that are read together."""
 
 from __future__ import annotations
 
@@ -7,12 +12,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from harness.config import PRECISIONS, RERUN_POLICIES
 from harness.errors import SdbenchError
-from harness.faults import kill_target
-from harness.plugins import STRICT_ENV, check_builtin_package, get_registry
+from harness.hooks.registry import STRICT_ENV, check_builtin_package, get_registry
+from harness.system.faults import kill_target
 
 DEFAULT_OUT = "sdbench-runs/latest"
 LOGGER_HELP = ("record the run with this experiment logger (repeatable): tensorboard, text, mlflow, wandb or a "
@@ -64,13 +69,13 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.config import load_config
-    from harness.progress import Progress
-    from harness.runner import Runner
+    from harness.experiments.run import Runner
+    from harness.system.progress import Progress
 
     config = load_config(args.config, _overrides(args), args.settings or ())
     registry = get_registry(args.strict_plugins)
     runner = Runner(config, Path(args.out), registry, Progress(quiet=args.quiet))
-    print(runner.plan() if args.dry_run else runner.run())
+    print(runner.describe() if args.dry_run else runner.run())
     return 0
 
 
@@ -116,33 +121,29 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_new_strategy(args: argparse.Namespace) -> int:
-    from harness.scaffold import new_strategy_package
+def _cmd_new(kind: str) -> Callable[[argparse.Namespace], int]:
+    """``bench new-strategy`` or ``bench new-dataset``: scaffold a package for a plugin of ``kind``."""
 
-    taken = get_registry(args.strict_plugins).names("strategy")
-    new_strategy_package(args.name, Path(args.directory), taken)
-    print(f"wrote the strategy package '{args.name}' to {args.directory}; next: cd {args.directory} && "
-          "pip install -e . && pytest")
-    return 0
+    def command(args: argparse.Namespace) -> int:
+        from harness.kits.scaffold import new_strategy_package
+        from harness.kits.scaffold_dataset import new_dataset_package
 
+        scaffold = {"strategy": new_strategy_package, "dataset": new_dataset_package}[kind]
+        scaffold(args.name, Path(args.directory), get_registry(args.strict_plugins).names(kind))
+        print(f"wrote the {kind} package '{args.name}' to {args.directory}; next: cd {args.directory} && "
+              "pip install -e . && pytest")
+        return 0
 
-def _cmd_new_dataset(args: argparse.Namespace) -> int:
-    from harness.scaffold_dataset import new_dataset_package
-
-    taken = get_registry(args.strict_plugins).names("dataset")
-    new_dataset_package(args.name, Path(args.directory), taken)
-    print(f"wrote the dataset package '{args.name}' to {args.directory}; next: cd {args.directory} && "
-          "pip install -e . && pytest")
-    return 0
+    return command
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from harness.regret import write_run_regret
-    from harness.results import RESULTS_FILE, read_results, write_tables
-    from harness.teacher_report import write_teacher_report
+    from harness.report.regret import write_run_regret
+    from harness.report.results import RESULTS_FILE, read_results, write_tables
+    from harness.report.teachers import write_teacher_report
 
     if args.out is not None or len(args.run_dirs) > 1:
-        from harness.merge import write_merged_report
+        from harness.report.merge import write_merged_report
 
         if args.out is None:
             raise SdbenchError(f"{len(args.run_dirs)} run directories are merged into a new directory: give --out DIR")
@@ -164,11 +165,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from harness.config import load_config
-    from harness.progress import Progress
-    from harness.regret import registered_rules
-    from harness.runner import Runner
-    from harness.selection import strategy_window
-    from harness.sweep import SweepTarget, parse_epochs, student_seed, sweep, sweep_name, write_sweep
+    from harness.experiments.run import Runner
+    from harness.experiments.sweep import sweep
+    from harness.report.regret import registered_rules
+    from harness.report.sweep import write_sweep
+    from harness.science.selection import strategy_window
+    from harness.science.sweep import SweepTarget, parse_epochs, student_seed, sweep_name
+    from harness.system.progress import Progress
 
     if args.seed is not None and args.teacher_seeds:
         raise SdbenchError("give --seed or --seeds, not both")
@@ -201,8 +204,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from harness.gc import collect, find_frame_store_garbage, find_garbage
-    from harness.paths import sdbench_home
+    from harness.runs.gc import collect, find_frame_store_garbage, find_garbage
+    from harness.system.paths import sdbench_home
 
     garbage = []
     if args.run_dir is not None:
@@ -233,7 +236,7 @@ def _human(size: float) -> str:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from harness.export import export_model, find_student
+    from harness.students.export import export_model, find_student
 
     student = find_student(Path(args.run_dir), args.dataset, args.strategy, args.seed, args.split, args.backbone)
     for path in export_model(student, Path(args.dest)):
@@ -242,8 +245,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from harness.predict import write_predictions
-    from harness.progress import Progress
+    from harness.students.predict import write_predictions
+    from harness.system.progress import Progress
 
     progress = Progress(quiet=args.quiet)
     count = write_predictions(Path(args.model), Path(args.path), get_registry(args.strict_plugins),
@@ -313,13 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "the conformance tests")
     new_strategy.add_argument("name", help="the strategy's name, e.g. top-k")
     new_strategy.add_argument("directory", help="where to write the package (new or empty)")
-    new_strategy.set_defaults(func=_cmd_new_strategy)
+    new_strategy.set_defaults(func=_cmd_new("strategy"))
 
     new_dataset = commands.add_parser("new-dataset", help="scaffold an installable dataset package that passes "
                                                           "the dataset conformance tests")
     new_dataset.add_argument("name", help="the dataset's name, e.g. my-videos")
     new_dataset.add_argument("directory", help="where to write the package (new or empty)")
-    new_dataset.set_defaults(func=_cmd_new_dataset)
+    new_dataset.set_defaults(func=_cmd_new("dataset"))
 
     sweep = commands.add_parser("sweep", help="oracle: K students per teacher epoch; the teacher-epoch figure")
     sweep.add_argument("--dataset", required=True, help="dataset name")

@@ -79,7 +79,7 @@ def make_history(tmp_path: Path) -> HistoryFactory:
     ``confidence[e]`` is the probability the teacher gives to every true label after epoch e+1 (and
     ``1 - confidence`` to every other class), so the window rule sees exactly these confidences.
     """
-    from harness.history import EpochRecord, HistoryWriter, TeacherHistory
+    from harness.train.history import EpochRecord, HistoryWriter, TeacherHistory
 
     def make(seed: int, confidence: Sequence[float], val: Sequence[float], labels: np.ndarray | None = None,
              task: str = "multilabel") -> TeacherHistory:

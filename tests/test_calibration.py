@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.calibration import apply_temperature, fit_temperature, negative_log_likelihood
+from harness.metrics.calibration import apply_temperature, fit_temperature, negative_log_likelihood
 
 
 def test_temperature_one_is_the_identity():

@@ -21,10 +21,11 @@ from pathlib import Path
 import filelock
 import pytest
 
-from harness import locks
-from harness.gc import STALE_TEMP_S, collect, find_garbage
-from harness.locks import lock_kind
-from harness.store import CHECKPOINT, DONE, ArtifactStore
+from harness.runs import jobs as job_bodies
+from harness.runs.gc import STALE_TEMP_S, collect, find_garbage
+from harness.runs.store import CHECKPOINT, DONE, ArtifactStore
+from harness.system import locks
+from harness.system.locks import lock_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = """
@@ -93,17 +94,17 @@ def _hold_job(root: str, key: str, ready, release) -> None:
 def _runner(plan: Path, out: Path):
     """A runner of ``plan`` writing to ``out``, and the stream its progress lines go to."""
     from harness.config import load_config
-    from harness.plugins import get_registry
-    from harness.progress import Progress
-    from harness.runner import Runner
+    from harness.experiments.run import Runner
+    from harness.hooks.registry import get_registry
+    from harness.system.progress import Progress
 
     stream = io.StringIO()
     return Runner(load_config(plan), out, get_registry(), Progress(stream=stream)), stream
 
 
 def _teacher_jobs(runner, seeds: list[int]):
-    cell = runner.cells(runner.resolve_datasets()[0])[0]
-    return [runner.teacher_job(cell, seed) for seed in seeds]
+    cell = runner.plan.cells(runner.plan.resolve_datasets()[0])[0]
+    return [runner.plan.teacher_job(cell, seed) for seed in seeds]
 
 
 def test_a_job_another_process_holds_is_deferred_then_awaited_and_not_trained_again(
@@ -115,11 +116,11 @@ def test_a_job_another_process_holds_is_deferred_then_awaited_and_not_trained_ag
     other.start()
     assert ready.wait(30)
 
-    def train_teacher(self, cell, seed, directory: Path) -> None:
+    def train_teacher(context, cell, job, directory: Path) -> None:
         (directory / "by.txt").write_text("this run")
         release.set()
 
-    monkeypatch.setattr(type(runner), "_train_teacher", train_teacher)
+    monkeypatch.setattr(job_bodies, "train_teacher", train_teacher)
     outcomes = runner.schedule([held, free])
     other.join(30)
     assert other.exitcode == 0
@@ -152,11 +153,11 @@ def test_a_job_that_failed_in_another_run_meanwhile_is_not_retried(
     assert ready.wait(30)
     trained = []
 
-    def train_teacher(self, cell, seed, directory: Path) -> None:
-        trained.append(seed)
+    def train_teacher(context, cell, job, directory: Path) -> None:
+        trained.append(job.seed)
         release.set()
 
-    monkeypatch.setattr(type(runner), "_train_teacher", train_teacher)
+    monkeypatch.setattr(job_bodies, "train_teacher", train_teacher)
     outcomes = runner.schedule([held, free])
     other.join(30)
     assert trained == [free.seed]
@@ -176,7 +177,7 @@ def test_where_flock_is_refused_every_job_is_locked_the_same_way_and_none_fails(
 
     monkeypatch.setattr(fcntl, "flock", refuse)
     monkeypatch.setattr(locks, "_KINDS", {})
-    monkeypatch.setattr(type(runner), "_train_teacher", lambda self, cell, seed, directory: None)
+    monkeypatch.setattr(job_bodies, "train_teacher", lambda context, cell, job, directory: None)
     outcomes = runner.schedule(jobs)
     assert all(outcome.ok and outcome.trained for outcome in outcomes.values()), stream.getvalue()
     assert runner.trained["teacher"] == 3 and "FAILED" not in stream.getvalue()
@@ -197,14 +198,14 @@ def _write_soft_labels(root: str, key: str, ready) -> None:
 
 def test_soft_labels_another_process_computes_are_awaited_and_read_not_replaced(plan: Path, tmp_path: Path) -> None:
     runner, stream = _runner(plan, tmp_path / "run")
-    strategy = runner.resolve_strategies()["hard"]
+    strategy = runner.plan.resolve_strategies()["hard"]
     teachers = {0: ("teacher-key", None)}  # soft labels that are found complete read no teacher history
-    key, _ = runner._teaching_key("hard", {}, 0, {0: "teacher-key"}, strategy.cache_identity())
+    key, _ = runner.plan.teaching_key("hard", {}, 0, {0: "teacher-key"}, strategy.cache_identity())
     ready = SPAWN.Event()
     other = SPAWN.Process(target=_write_soft_labels, args=(str(runner.store.root), key, ready))
     other.start()
     assert ready.wait(30)
-    found, digest, selection = runner.teaching("hard", strategy, 0, teachers)
+    found, digest, selection = runner.soft_labels("hard", strategy, 0, teachers)
     other.join(30)
     assert other.exitcode == 0
     assert (found, digest, selection.note) == (key, "from-the-other-process", "the other process")
@@ -327,6 +328,6 @@ def test_two_runs_on_one_directory_train_every_job_once_and_both_write_complete_
     (first_table, first_trained), (second_table, second_trained) = _finish(first), _finish(second)
     assert first_table == second_table == table
     assert tuple(map(sum, zip(first_trained, second_trained))) == expected, (first_trained, second_trained)
-    for stage, jobs in zip(("teacher", "student"), expected):
-        assert len(list((out / "jobs" / stage).glob(f"*/{DONE}"))) == jobs
+    for stage, count in zip(("teacher", "student"), expected):
+        assert len(list((out / "jobs" / stage).glob(f"*/{DONE}"))) == count
     assert_frame_equal(_results(out), _results(tmp_path / "single"), check_exact=True)

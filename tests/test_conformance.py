@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.conformance import (ConformanceError, DatasetConformance, StrategyConformance, check_deterministic,
-                                 check_fingerprint_follows_the_label_file, check_fingerprint_survives_a_copy,
-                                 check_frames, check_index, check_no_mutation, check_no_problems, check_scores,
-                                 check_selection, check_soft_labels, check_splits, check_video_frames,
-                                 synthetic_teachers)
-from harness.conformance import sdbench_teachers  # noqa: F401 - the kit's pytest fixture, also an entry point
 from harness.data.dataset import FrameIndex, ImageFrames, Split, VideoFrames
-from harness.plugins import get_registry
-from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
+from harness.hooks.registry import get_registry
+from harness.kits.conformance import sdbench_teachers  # noqa: F401 - the kit's pytest fixture, also an entry point
+from harness.kits.conformance import DatasetConformance, StrategyConformance
+from harness.kits.dataset_checks import (check_fingerprint_follows_the_label_file, check_fingerprint_survives_a_copy,
+                                         check_frames, check_index, check_no_problems, check_scores, check_splits,
+                                         check_video_frames)
+from harness.kits.strategy_checks import check_deterministic, check_no_mutation, check_selection, check_soft_labels
+from harness.kits.synthetic import ConformanceError, synthetic_teachers
+from harness.science.strategy import Checkpoint, Selection, Strategy, soft_labels
 from plugins.datasets.esad import Esad
 
 # The kit runs over every registered strategy, so a new built-in one is tested without anyone adding a test.
@@ -91,7 +92,7 @@ class Fixed(Strategy):
                                       r"seed 0 has epochs \[1, 2, 3, 4, 5, 6, 7, 8\]"),
     (Selection((Checkpoint(7, 1),)), r"selected checkpoint s7e1, but there is no teacher of seed 7 \(teacher "
                                      r"seeds: \[0\]\)"),
-    ([Checkpoint(0, 1)], r"select\(\) returned \[Checkpoint\(seed=0, epoch=1\)\], expected a harness.strategy.Selection"),
+    ([Checkpoint(0, 1)], r"select\(\) returned \[Checkpoint\(seed=0, epoch=1\)\], expected a harness.science.strategy.Selection"),
     (Selection((Checkpoint(0, 1), Checkpoint(0, 2)), weights=(1.0, -1.0)), r"weights \[1.0, -1.0\] must be finite, "
                                                                            r"non-negative and not all zero"),
 ])

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.diagnostics import binned_calibration_error, diagnose
-from harness.history import TeacherHistory
+from harness.metrics.diagnostics import binned_calibration_error, diagnose
+from harness.train.history import TeacherHistory
 
 
 def entropy(*p: float) -> float:

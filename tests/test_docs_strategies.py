@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.conformance import SCENARIOS, check_deterministic, check_selection, check_soft_labels, synthetic_teachers
-from harness.strategy import Checkpoint, soft_labels
+from harness.kits.conformance import (SCENARIOS, check_deterministic, check_selection, check_soft_labels,
+                                      synthetic_teachers)
+from harness.science.strategy import Checkpoint, soft_labels
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "strategies.md"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.history import EpochRecord, HistoryWriter, TeacherHistory
-from harness.plugins import get_registry
-from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
+from harness.hooks.registry import get_registry
+from harness.science.strategy import Checkpoint, Selection, Strategy, soft_labels
+from harness.train.history import EpochRecord, HistoryWriter, TeacherHistory
 
 # The histories of test_strategies: both seeds' windows are epochs 3, 4, 5, with true-label confidences
 # 0.6, 0.7, 0.8 (seed 0) and 0.8, 0.7, 0.6 (seed 1); validation scores 0.58 0.60 0.59 and 0.59 0.60 0.58.
@@ -108,8 +108,8 @@ def test_selection_rejects_non_positive_temperature():
 def test_a_bad_parameter_in_the_config_names_the_strategy(tmp_path):
     from harness.config import load_config
     from harness.errors import ConfigError
-    from harness.runner import Runner
+    from harness.runs.plan import Plan
 
     config = load_config(overrides={"strategies": ["iese-weighted"], "strategy_params": {"iese-weighted": {"tau": -1}}})
     with pytest.raises(ConfigError, match=r"strategy_params.iese-weighted: tau must be positive, got -1"):
-        Runner(config, tmp_path, get_registry()).resolve_strategies()
+        Plan(config, get_registry()).resolve_strategies()

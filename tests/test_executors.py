@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness.errors import ConfigError
-from harness.executor import Job, Outcome
+from harness.runs.executor import Job, Outcome
 from plugins.executors.local import InProcess, WorkerPool, _claim_gpu, make_local, visible_gpus, worker_masks
 
 
@@ -73,7 +73,7 @@ def test_a_worker_takes_its_mask_before_anything_else(monkeypatch: pytest.Monkey
 
 @dataclass(frozen=True)
 class DeadlyWork:
-    """Like :class:`harness.executor.Work`: succeeds, except that the jobs ``fatal`` kill their worker."""
+    """Like :class:`harness.runs.executor.Work`: succeeds, except that the jobs ``fatal`` kill their worker."""
 
     fatal: tuple[str, ...]
     seconds: float = 0.2

@@ -80,11 +80,11 @@ def probabilities(cfg: dict, model, frames: np.ndarray) -> np.ndarray:
 
 def test_a_finished_student_keeps_its_weights_and_a_card_saying_how_to_use_them(plan: Path, student: Path) -> None:
     from harness.config import load_config
-    from harness.plugins import get_registry
-    from harness.runner import Runner
+    from harness.hooks.registry import get_registry
+    from harness.runs.plan import Plan
 
     card = json.loads((student / "model.json").read_text())
-    index = Runner(load_config(plan), student.parent, get_registry()).dataset("demo-phases").index
+    index = Plan(load_config(plan), get_registry()).dataset("demo-phases").index
     assert (student / "model.safetensors").stat().st_size > 0
     assert card["class_names"] == list(index.class_names) and card["num_classes"] == len(index.class_names) == 7
     assert {k: card[k] for k in ("backbone", "provider", "architecture", "image_size", "task", "activation",
@@ -98,15 +98,15 @@ def test_a_finished_student_keeps_its_weights_and_a_card_saying_how_to_use_them(
 def test_the_export_loads_with_timm_alone_and_reproduces_the_students_test_predictions(
         plan: Path, student: Path, exported: Path) -> None:
     from harness.config import load_config
-    from harness.plugins import get_registry
-    from harness.runner import Runner
+    from harness.experiments.run import Runner
+    from harness.hooks.registry import get_registry
 
     for name in ("model.safetensors", "model.json"):
         assert (exported / name).read_bytes() == (student / name).read_bytes()
     cfg, model = load_with_timm_alone(exported)
     runner = Runner(load_config(plan), student.parent, get_registry())
-    data = runner.dataset("demo-phases")
-    frames = np.concatenate(runner.frames(data, data.splits[cfg["split"]].test).arrays)
+    data = runner.plan.dataset("demo-phases")
+    frames = np.concatenate(runner.context.frames(data, data.splits[cfg["split"]].test).arrays)
     stored = np.load(student / "test_probs.npy")
     assert len(frames) == len(stored)
     np.testing.assert_allclose(probabilities(cfg, model, frames), stored, atol=1e-5, rtol=0)

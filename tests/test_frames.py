@@ -11,7 +11,6 @@ import re
 import threading
 import time
 from pathlib import Path
-
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,13 +18,13 @@ import PIL
 import pytest
 from PIL import Image
 
-from harness import cpus
 from harness.data import frames as frames_module
 from harness.data.dataset import ImageFrames, VideoFrames
 from harness.data.frames import FrameBuildError, FrameStore, frame_pipeline_id
 from harness.errors import DataError, SdbenchError
-from harness.gc import _ATOMIC_TEMP, STALE_TEMP_S, find_frame_store_garbage
-from harness.locks import held
+from harness.runs.gc import _ATOMIC_TEMP, STALE_TEMP_S, find_frame_store_garbage
+from harness.system import cpus
+from harness.system.locks import held
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
 
@@ -244,14 +243,14 @@ def test_a_video_name_that_would_escape_the_store_is_refused_before_anything_is_
 
 def test_the_frame_pipeline_puts_decoder_versions_into_store_paths_and_the_frames_job_key(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.runner import Runner
+    from harness.runs.plan import Plan
 
     store = FrameStore(tmp_path)
     cell = SimpleNamespace(data=SimpleNamespace(name="ds", fingerprint="fp1", version="1"))
 
     def path_and_key() -> tuple[Path, str]:
-        runner = SimpleNamespace(config=SimpleNamespace(image_size=16), frame_store=store)
-        return store.path("ds", "fp1", "v1", 16), Runner._frames_key(runner, cell)
+        plan = Plan(SimpleNamespace(image_size=16), registry=None)
+        return store.path("ds", "fp1", "v1", 16), plan.frames_key(cell)
 
     before = path_and_key()
     assert before[0].parent.parent.name == frame_pipeline_id()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import hookspecs
+from harness.hooks import hookspecs
 
 TESTS = Path(__file__).resolve().parent
 HOOKS = [name for name, function in vars(hookspecs).items()

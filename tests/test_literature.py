@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.history import EpochRecord, HistoryWriter, TeacherHistory
-from harness.plugins import get_registry
-from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
+from harness.hooks.registry import get_registry
+from harness.science.strategy import Checkpoint, Selection, Strategy, soft_labels
+from harness.train.history import EpochRecord, HistoryWriter, TeacherHistory
 from plugins.strategies.literature import ensemble_task_information, logit_mean, task_mutual_information
 
 LN2 = math.log(2.0)

@@ -10,8 +10,8 @@ from pathlib import Path
 import filelock
 import pytest
 
-from harness import locks
-from harness.locks import LockBusyError, held, is_held, lock_kind
+from harness.system import locks
+from harness.system.locks import LockBusyError, held, is_held, lock_kind
 
 
 def _hold(path: str, ready, release) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import plugins
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.loggers import Logger, LoggerGroup, build_loggers
-from harness.plugins import BUILTIN_PLUGINS, Registry
-from harness.progress import Progress
+from harness.hooks import registry as plugins
+from harness.hooks.registry import BUILTIN_PLUGINS, Registry
+from harness.runs.loggers import Logger, LoggerGroup, build_loggers
+from harness.system.progress import Progress
 
 PLAN = """
 datasets: [demo-phases]
@@ -30,9 +30,9 @@ dataset_options:
   demo-phases: {num_videos: 5}
 """
 BOOM = """
-    from harness.loggers import Logger
-    from harness.plugins import hookimpl
-    from harness.specs import LoggerSpec
+    from harness.runs.loggers import Logger
+    from harness.hooks.registry import hookimpl
+    from harness.hooks.specs import LoggerSpec
 
     class Boom(Logger):
         def log_epoch(self, job, stage, epoch, metrics):

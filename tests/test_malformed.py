@@ -15,9 +15,9 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from harness import atomic, faults
 from harness.cli import main
 from harness.errors import DataError, SdbenchError
+from harness.system import atomic, faults
 from plugins.datasets.autolaparo import AutoLaparo
 from plugins.datasets.cholec80 import Cholec80
 from plugins.datasets.cholect45 import CholecT45

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.api import comparison, load_runs, teacher_histories
 from harness.cli import main
 from harness.errors import SdbenchError
-from harness.history import EpochRecord, HistoryWriter
-from harness.missing import write_missing
-from harness.results import write_results
-from harness.sweep import columns
+from harness.report.analysis import comparison, load_runs, teacher_histories
+from harness.report.missing import write_missing
+from harness.report.results import write_results
+from harness.science.sweep import columns
+from harness.train.history import EpochRecord, HistoryWriter
 
 PROVIDERS = {"dataset": {"d1": "plugins.datasets.demo (sdbench 0.1.0)"},
              "strategy": {"hard": "plugins.strategies.baselines (sdbench 0.1.0)",

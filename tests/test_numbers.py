@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.degenerate import SPREAD, degenerate
 from harness.errors import DataError, DivergedError
-from harness.history import EpochRecord, HistoryWriter, LossLog, TeacherHistory
-from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
-from harness.windows import window_rule
+from harness.metrics.degenerate import SPREAD, degenerate
+from harness.science.strategy import Checkpoint, Selection, Strategy, soft_labels
+from harness.science.windows import window_rule
+from harness.train.history import EpochRecord, HistoryWriter, LossLog, TeacherHistory
 
 PLAN = """
 strategies: [hard, best-val]
@@ -41,7 +41,7 @@ def bench_run(out: Path, *args: str, student_lr: float = 2e-3) -> None:
 
 def batches_per_epoch(batch_size: int = 16) -> int:
     """Training batches per epoch of the plan's demo-phases."""
-    from harness.plugins import get_registry
+    from harness.hooks.registry import get_registry
 
     data = get_registry().get("dataset", "demo-phases").factory({"num_videos": 6})
     frames = len(data.index().labels(data.splits()[0].train)[0])
@@ -51,7 +51,7 @@ def batches_per_epoch(batch_size: int = 16) -> int:
 def nan_loss_at(monkeypatch: pytest.MonkeyPatch, call: int, soft_targets: bool) -> None:
     """The training loss is NaN at the ``call``-th batch among the fits with soft targets (distilled students),
     or among those with class indices (multi-class teachers and hard-label students)."""
-    import harness.training as training
+    import harness.train.fit as training
 
     real, calls = training.task_loss, itertools.count(1)
 
@@ -111,7 +111,7 @@ def test_a_diverging_student_fails_naming_its_job_epoch_and_batch(tmp_path: Path
 def test_student_losses_are_logged_per_epoch_and_survive_an_interruption(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch,
                                                                          capsys: pytest.CaptureFixture) -> None:
-    import harness.training as training
+    import harness.train.fit as training
 
     out = tmp_path / "run"
     students, real = out / "jobs" / "student", training.kill_point

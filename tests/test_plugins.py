@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import PluginError
-from harness.plugins import BUILTIN_PLUGINS, Registry
+from harness.hooks.registry import BUILTIN_PLUGINS, Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,8 +28,8 @@ def fake_distribution(directory: Path, name: str, modules: dict[str, str]) -> No
 
 
 GOOD = """
-    from harness.plugins import hookimpl
-    from harness.specs import StrategySpec
+    from harness.hooks.registry import hookimpl
+    from harness.hooks.specs import StrategySpec
     from plugins.strategies.baselines import Last
 
     @hookimpl
@@ -77,7 +77,7 @@ def test_strict_mode_makes_a_broken_plugin_fatal(site: Path, monkeypatch: pytest
 
 def test_failing_hook_is_isolated(site: Path):
     fake_distribution(site, "hook-dist", {"hook_plugin": """
-        from harness.plugins import hookimpl
+        from harness.hooks.registry import hookimpl
 
         @hookimpl
         def sdbench_strategies():
@@ -90,7 +90,7 @@ def test_failing_hook_is_isolated(site: Path):
 
 def test_hook_returning_wrong_type_is_reported(site: Path):
     fake_distribution(site, "type-dist", {"type_plugin": """
-        from harness.plugins import hookimpl
+        from harness.hooks.registry import hookimpl
 
         @hookimpl
         def sdbench_strategies():
@@ -111,9 +111,9 @@ def test_duplicate_name_fails_naming_both_providers(site: Path):
 
 def test_third_party_backbones_and_executors_register_through_their_hooks(site: Path):
     fake_distribution(site, "infra-dist", {"infra_plugin": """
-        from harness.models import Backbone
-        from harness.plugins import hookimpl
-        from harness.specs import BackboneSpec, ExecutorSpec
+        from harness.train.models import Backbone
+        from harness.hooks.registry import hookimpl
+        from harness.hooks.specs import BackboneSpec, ExecutorSpec
 
         @hookimpl
         def sdbench_backbones():
@@ -125,7 +125,7 @@ def test_third_party_backbones_and_executors_register_through_their_hooks(site: 
         def sdbench_executors():
             return [ExecutorSpec("toy-cluster", "a third-party executor", lambda options: dict(options))]
     """})
-    from harness.models import build_backbone, resolve_backbone
+    from harness.train.models import build_backbone, resolve_backbone
 
     registry = Registry()
     ref = resolve_backbone(registry, "toy-small")

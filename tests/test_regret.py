@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.history import EpochRecord, HistoryWriter, TeacherHistory
-from harness.regret import (OVERALL, T_975, choices, regret_table, summary, t_975, unit_regret, write_regret,
-                            write_run_regret)
-from harness.results import write_results
-from harness.sweep import columns
+from harness.report.regret import write_regret, write_run_regret
+from harness.report.results import write_results
+from harness.science.regret import OVERALL, T_975, regret_table, summary, t_975, unit_regret
+from harness.science.sweep import choices, columns
+from harness.train.history import EpochRecord, HistoryWriter, TeacherHistory
 
 LABELS = np.array([[1, 0], [0, 1]], dtype=np.uint8)
 SEEDS = [0, 1000]
@@ -203,7 +203,7 @@ def test_no_sweep_no_regret(tmp_path: Path, capsys: pytest.CaptureFixture):
 
 
 def test_a_teacher_key_of_digits_only_is_read_as_text(tmp_path: Path):
-    from harness.regret import run_dir_sweeps
+    from harness.report.regret import run_dir_sweeps
 
     key = "01234567890123456789"  # a hex digest can be all digits: read as a number, it would lose its 0
     history(tmp_path / "jobs" / "teacher" / key / "history")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.results import comparison, read_results, render_tables, write_results, write_tables
+from harness.report.results import comparison, read_results, render_tables, write_results, write_tables
 
 
 def rows() -> list[dict]:

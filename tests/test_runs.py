@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import _human, main
-from harness.gc import STALE_TEMP_S
+from harness.runs.gc import STALE_TEMP_S
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = """
@@ -89,7 +89,7 @@ def reference(plan: Path, home: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 def batches_per_epoch(home: Path) -> int:
     os.environ["SDBENCH_HOME"] = str(home)
-    from harness.plugins import get_registry
+    from harness.hooks.registry import get_registry
 
     dataset = get_registry().get("dataset", "demo-phases").factory({"num_videos": 6})
     train = dataset.splits()[0].train
@@ -161,16 +161,16 @@ def test_dry_run_counts_finished_and_failed_jobs_per_stage(plan: Path, home: Pat
 @pytest.fixture
 def broken_teacher_seed_1(monkeypatch: pytest.MonkeyPatch):
     """Teachers of seed 1 of demo-phases raise; everything else trains normally."""
-    from harness.runner import Runner
+    from harness.runs import jobs
 
-    real = Runner._train_teacher
+    real = jobs.train_teacher
 
-    def train_teacher(self, cell, seed, directory):
-        if seed == 1 and cell.data.name == "demo-phases":
+    def train_teacher(context, cell, job, directory):
+        if job.seed == 1 and cell.data.name == "demo-phases":
             raise RuntimeError("out of memory (simulated)")
-        return real(self, cell, seed, directory)
+        return real(context, cell, job, directory)
 
-    monkeypatch.setattr(Runner, "_train_teacher", train_teacher)
+    monkeypatch.setattr(jobs, "train_teacher", train_teacher)
 
 
 def run_in_process(plan: Path, out: Path, *extra: str) -> int:

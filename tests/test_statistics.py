@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.statistics import bootstrap_interval, column_ranks, paired_comparison, sign_flip_p_value
+from harness.science.statistics import bootstrap_interval, column_ranks, paired_comparison, sign_flip_p_value
 
 
 def test_ranks_are_per_column_best_first_with_ties_averaged():

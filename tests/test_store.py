@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.locks import LockBusyError, is_held
-from harness.store import DONE, ArtifactStore, job_key
+from harness.runs.store import DONE, ArtifactStore, job_key
+from harness.system.locks import LockBusyError, is_held
 
 
 def test_key_depends_on_every_input_and_not_on_key_order():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.plugins import get_registry
-from harness.selection import window_rule
-from harness.strategy import Checkpoint, Selection, Strategy, soft_labels
+from harness.hooks.registry import get_registry
+from harness.science.selection import window_rule
+from harness.science.strategy import Checkpoint, Selection, Strategy, soft_labels
 
 # Epoch:            1     2     3     4     5     6     7
 CONFIDENCE = [0.30, 0.45, 0.60, 0.70, 0.80, 0.90, 0.95]

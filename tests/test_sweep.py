@@ -11,10 +11,10 @@ import pytest
 
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.history import TeacherHistory
-from harness.regret import registered_rules
-from harness.selection import best_val_epoch
-from harness.sweep import COLUMNS, columns, parse_epochs, seed_columns, student_seed
+from harness.report.regret import registered_rules
+from harness.science.selection import best_val_epoch
+from harness.science.sweep import COLUMNS, columns, parse_epochs, seed_columns, student_seed
+from harness.train.history import TeacherHistory
 
 CONFIG = """
 image_size: 32
@@ -146,9 +146,9 @@ def test_an_epoch_subset_keeps_best_val_and_last_and_reuses_student_zero(swept: 
 
 
 def test_an_epoch_subset_always_keeps_what_the_baselines_and_rules_pick(tmp_path: Path):
-    from harness.conformance import synthetic_teachers
-    from harness.selection import best_val_epoch, window_rule
-    from harness.sweep import swept_epochs
+    from harness.kits.conformance import synthetic_teachers
+    from harness.science.selection import best_val_epoch, window_rule
+    from harness.science.sweep import swept_epochs
 
     history = synthetic_teachers(tmp_path, "multiclass", (0,))[0]
     rule = window_rule({"name": "epochs", "epochs": [3, 6]})
@@ -174,8 +174,8 @@ class Failing:
 
 
 def test_an_epoch_subset_skips_a_rule_that_cannot_choose(tmp_path: Path) -> None:
-    from harness.conformance import synthetic_teachers
-    from harness.sweep import swept_epochs
+    from harness.kits.conformance import synthetic_teachers
+    from harness.science.sweep import swept_epochs
 
     history = synthetic_teachers(tmp_path, "multiclass", (0,))[0]
     assert swept_epochs(history, [1], [Failing()]) == sorted({1, best_val_epoch(history), 8})

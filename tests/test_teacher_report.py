@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.history import EpochRecord, HistoryWriter
-from harness.results import write_results
-from harness.teacher_report import teacher_epochs
+from harness.report.results import write_results
+from harness.report.teachers import teacher_epochs
+from harness.train.history import EpochRecord, HistoryWriter
 
 LABELS = np.array([[1, 0], [0, 1]], dtype=np.uint8)
 

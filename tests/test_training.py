@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-import harness.training as training
-from harness.checkpoint import load_training_state, save_training_state
+import harness.train.fit as training
 from harness.config import FitSettings
 from harness.data.augment import ModelInputs, to_model_input
 from harness.data.loader import FrameSet, iterate_batches
 from harness.errors import ConfigError, DivergedError, SdbenchError
-from harness.models import Backbone, build_backbone, resolve_backbone
-from harness.plugins import get_registry
-from harness.training import (BF16, FP16, FP32, pick_device, predict, resolve_precision, seed_everything, task_loss,
-                              train)
+from harness.hooks.registry import get_registry
+from harness.train.checkpoint import load_training_state, save_training_state
+from harness.train.fit import (BF16, FP16, FP32, pick_device, predict, resolve_precision, seed_everything, task_loss,
+                               train)
+from harness.train.models import Backbone, build_backbone, resolve_backbone
 
 CPU = torch.device("cpu")
 
@@ -178,7 +178,7 @@ def test_timm_provider_errors_are_actionable():
 
 
 def test_too_small_images_for_a_backbone_are_a_clear_error_before_any_training():
-    from harness.models import check_input_size
+    from harness.train.models import check_input_size
 
     registry = get_registry()
     ref = resolve_backbone(registry, "timm:test_convnext")

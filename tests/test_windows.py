@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import windows
-from harness.conformance import (SCENARIOS, WINDOW_SCENARIOS, ConformanceError, WindowRuleConformance,
-                                 check_selection, check_soft_labels, check_window, check_window_deterministic,
-                                 synthetic_teachers, window_history)
 from harness.errors import ConfigError
-from harness.history import EpochRecord, HistoryWriter, TeacherHistory
-from harness.plugins import Registry, get_registry
-from harness.selection import DEFAULT_WINDOW, WindowRule, nll, strategy_window, window_rule
-from harness.strategy import Checkpoint, soft_labels
+from harness.hooks.registry import Registry, get_registry
+from harness.kits.conformance import (SCENARIOS, WINDOW_SCENARIOS, ConformanceError, WindowRuleConformance,
+                                      check_selection, check_soft_labels, check_window, check_window_deterministic,
+                                      synthetic_teachers, window_history)
+from harness.science import windows
+from harness.science.selection import DEFAULT_WINDOW, WindowRule, nll, strategy_window, window_rule
+from harness.science.strategy import Checkpoint, soft_labels
+from harness.train.history import EpochRecord, HistoryWriter, TeacherHistory
 
 PARAMS = {"epochs": {"epochs": [1]}}  # rules whose factory needs parameters, for the conformance kit
 BUILTIN = ["band", "epochs", "fit-relative", "loss-knee", "val-nll", "generalisation-gap"]
@@ -244,14 +244,14 @@ def test_every_rule_drives_every_window_strategy(tmp_path: Path, scenario: str, 
 
 def test_soft_label_key_changes_with_the_default_rule_and_a_rule_version(tmp_path: Path, monkeypatch, noisy):
     from harness.config import load_config
-    from harness.runner import Runner
+    from harness.experiments.run import Runner
     from plugins.strategies.windows import Band
 
     runner = Runner(load_config(), tmp_path / "run", get_registry())
     teachers = {0: ("teacher-key", noisy)}
 
     def key(name: str = "iee", **params) -> str:
-        return runner.teaching(name, strategy(name, **params), 0, teachers, params=params)[0]
+        return runner.soft_labels(name, strategy(name, **params), 0, teachers, params=params)[0]
 
     monkeypatch.setattr(windows, "DEFAULT_WINDOW", "band")
     band = key()
@@ -264,8 +264,8 @@ def test_soft_label_key_changes_with_the_default_rule_and_a_rule_version(tmp_pat
     monkeypatch.setattr(Band, "version", 2)
     assert key() != band
     # strategies without a window keep the key they had before window rules existed
-    assert runner._teaching_key("best-val", {}, 0, {0: "teacher-key"}, strategy("best-val").cache_identity()) \
-        == runner._teaching_key("best-val", {}, 0, {0: "teacher-key"})
+    assert runner.plan.teaching_key("best-val", {}, 0, {0: "teacher-key"}, strategy("best-val").cache_identity()) \
+        == runner.plan.teaching_key("best-val", {}, 0, {0: "teacher-key"})
 
 
 # -- the registry, the CLI and the kit's own failures --------------------------------------------------
@@ -324,7 +324,7 @@ def test_nondeterministic_rule_is_named(tmp_path: Path):
 
 
 def test_mutating_rule_is_named(tmp_path: Path):
-    from harness.conformance import check_window_no_mutation
+    from harness.kits.conformance import check_window_no_mutation
 
     class Tamper(Broken):
         def window(self, history):
@@ -350,7 +350,7 @@ def test_the_documented_example_rule_conforms(tmp_path: Path):
     import re
     import types
 
-    from harness.conformance import check_window_describes_itself, check_window_no_mutation
+    from harness.kits.conformance import check_window_describes_itself, check_window_no_mutation
 
     section = (Path(__file__).resolve().parent.parent / "docs" / "strategies.md").read_text()
     code = re.search(r"```python\n(.*?)```", section.split("## Window rules", 1)[1], re.S).group(1)
@@ -368,11 +368,11 @@ def test_the_documented_example_rule_conforms(tmp_path: Path):
 
 def test_a_bad_window_in_the_config_names_the_strategy(tmp_path: Path):
     from harness.config import load_config
-    from harness.runner import Runner
+    from harness.runs.plan import Plan
 
     config = load_config(overrides={"strategies": ["iee"], "strategy_params": {"iee": {"window": "bnd"}}})
     with pytest.raises(ConfigError, match=r"strategy_params.iee: unknown window rule 'bnd'; did you mean 'band'\?"):
-        Runner(config, tmp_path, get_registry()).resolve_strategies()
+        Plan(config, get_registry()).resolve_strategies()
 
 
 @pytest.mark.parametrize("key, message", [
@@ -382,7 +382,7 @@ def test_a_bad_window_in_the_config_names_the_strategy(tmp_path: Path):
     ("last-k", r"key\(\) returned 'last-k', expected a mapping"),
 ])
 def test_a_key_that_does_not_name_the_rule_is_named(key, message):
-    from harness.conformance import check_window_describes_itself
+    from harness.kits.conformance import check_window_describes_itself
 
     class Nameless(Broken):
         def key(self):

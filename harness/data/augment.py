@@ -48,7 +48,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-
 SHIFT_LIMIT = 0.0625
 SCALE_LIMIT = 0.1
 ROTATE_LIMIT_DEG = 45.0

@@ -31,11 +31,11 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from harness.cpus import available_cpus
 from harness.data.dataset import FrameSource, ImageFrames, VideoFileFrames, VideoFrames
 from harness.errors import DataError, SdbenchError
-from harness.faults import kill_point
-from harness.locks import held
+from harness.system.cpus import available_cpus
+from harness.system.faults import kill_point
+from harness.system.locks import held
 
 FRAME_PIPELINE_VERSION = 1
 """Bump whenever the decoding or resizing code changes the stored pixels: it is part of every store path
@@ -117,7 +117,7 @@ class FrameStore:
         on two threads took 0.57x the time of one after the other here). Running one video per CPU with a
         single-threaded decoder beats fewer videos with multi-threaded decoders, whose frame threads wait on
         each other; a build of fewer videos than CPUs gives each decoder its share of them. CPUs are those
-        this process may use (:func:`~harness.cpus.available_cpus`), not the machine's.
+        this process may use (:func:`~harness.system.cpus.available_cpus`), not the machine's.
         """
         if not videos:
             return {}

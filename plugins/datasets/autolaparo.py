@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.plugins import hookimpl
-from harness.specs import DatasetSpec
 from harness.data.dataset import Split
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import DatasetSpec
 from plugins.datasets.cholec80 import (PhaseVideoDataset, encode_video, scan_annotation, synthetic_frames,
                                        synthetic_timeline)
 from plugins.datasets.parsing import FieldError, ascii_int

@@ -35,8 +35,8 @@ from harness.data.dataset import Dataset, FrameIndex, Split, VideoFileFrames, Vi
 from harness.data.fingerprint import content_fingerprint
 from harness.data.roots import data_root, root_unavailable
 from harness.errors import ConfigError, DataError
-from harness.plugins import hookimpl
-from harness.specs import DatasetSpec
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import DatasetSpec
 from plugins.datasets.parsing import FieldError, ascii_int, read_lines
 
 PHASES = ("Preparation", "CalotTriangleDissection", "ClippingCutting", "GallbladderDissection",

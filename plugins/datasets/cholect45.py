@@ -22,12 +22,11 @@ import numpy as np
 
 from harness.data.dataset import VideoFrames
 from harness.errors import DataError
-from harness.plugins import hookimpl
-from harness.specs import DatasetSpec
-from plugins.datasets.cholect_common import (COMPONENTS, FOLDS, INSTRUMENTS, NUM_TRIPLETS, T45_VIDEOS, TARGETS,
-                                             VERBS, CholecTriplets, challenge_split, cv_splits, frame_coverage,
-                                             image_frames, maps_file, random_png, random_triplet_labels,
-                                             triplet_maps, video_name)
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import DatasetSpec
+from plugins.datasets.cholect_common import (COMPONENTS, FOLDS, INSTRUMENTS, NUM_TRIPLETS, T45_VIDEOS, TARGETS, VERBS,
+                                             CholecTriplets, challenge_split, cv_splits, frame_coverage, image_frames,
+                                             maps_file, random_png, random_triplet_labels, triplet_maps, video_name)
 from plugins.datasets.parsing import FieldError, ascii_int, read_lines
 
 __all__ = ["COMPONENTS", "INSTRUMENTS", "NUM_TRIPLETS", "TARGETS", "VERBS", "CholecT45", "read_cholect45",

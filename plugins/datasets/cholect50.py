@@ -21,12 +21,12 @@ import numpy as np
 
 from harness.data.dataset import VideoFrames
 from harness.errors import DataError
-from harness.plugins import hookimpl
-from harness.specs import DatasetSpec
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import DatasetSpec
 from plugins.datasets.cholect_common import (ALL_WIDTH, COMPONENTS, FOLDS, NUM_TRIPLETS, T50_EXTRA, T50_VIDEOS,
-                                             CholecTriplets, challenge_split, cv_splits, frame_coverage,
-                                             image_frames, maps_file, random_png, random_triplet_labels, rdv_split,
-                                             triplet_maps, video_name)
+                                             CholecTriplets, challenge_split, cv_splits, frame_coverage, image_frames,
+                                             maps_file, random_png, random_triplet_labels, rdv_split, triplet_maps,
+                                             video_name)
 from plugins.datasets.parsing import FieldError, ascii_float, ascii_int, read_text
 
 ROOT_ENV = "SDBENCH_CHOLECT50_ROOT"

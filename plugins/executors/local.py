@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Generator, Iterator, Mapping, Sequence
 
 from harness.errors import ConfigError
-from harness.executor import Executor, Job, Outcome, Work
-from harness.plugins import hookimpl
-from harness.specs import ExecutorSpec
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import ExecutorSpec
+from harness.runs.executor import Executor, Job, Outcome, Work
 
 
 class InProcess(Executor):

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from harness.executor import Executor, Job, Outcome, Work
-from harness.plugins import hookimpl, require_extra
-from harness.specs import ExecutorSpec
+from harness.hooks.registry import hookimpl, require_extra
+from harness.hooks.specs import ExecutorSpec
+from harness.runs.executor import Executor, Job, Outcome, Work
 
 
 class SlurmExecutor(Executor):

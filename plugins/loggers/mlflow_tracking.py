@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.loggers import Logger, config_text
-from harness.plugins import hookimpl, require_extra
-from harness.specs import LoggerSpec
+from harness.hooks.registry import hookimpl, require_extra
+from harness.hooks.specs import LoggerSpec
+from harness.runs.loggers import Logger, config_text
 
 
 class MLflowLogger(Logger):

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.loggers import Logger, config_text
-from harness.plugins import hookimpl
-from harness.specs import LoggerSpec
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import LoggerSpec
+from harness.runs.loggers import Logger, config_text
 
 
 class TensorBoardLogger(Logger):

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.loggers import Logger, config_text
-from harness.plugins import hookimpl
-from harness.progress import LOG_FILE, append_log
-from harness.specs import LoggerSpec
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import LoggerSpec
+from harness.runs.loggers import Logger, config_text
+from harness.system.progress import LOG_FILE, append_log
 
 
 class TextLogger(Logger):

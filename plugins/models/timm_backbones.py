@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness.errors import ConfigError
-from harness.models import Backbone
-from harness.plugins import hookimpl
-from harness.specs import BackboneSpec
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import BackboneSpec
+from harness.train.models import Backbone
 
 ALIASES = {
     "tiny": "test_resnet",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.plugins import hookimpl
-from harness.selection import best_val_epoch
-from harness.specs import StrategySpec
-from harness.strategy import Checkpoint, Selection, Strategy, Teachers
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import StrategySpec
+from harness.science.selection import best_val_epoch
+from harness.science.strategy import Checkpoint, Selection, Strategy, Teachers
 
 
 class Hard(Strategy):

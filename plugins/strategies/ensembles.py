@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.calibration import fit_temperature
-from harness.plugins import hookimpl
-from harness.specs import StrategySpec
-from harness.strategy import Selection, Teachers
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import StrategySpec
+from harness.metrics.calibration import fit_temperature
+from harness.science.strategy import Selection, Teachers
 from plugins.strategies.intermediate import IntermediateEpochsSeedsEnsemble
 
 

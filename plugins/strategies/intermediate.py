@@ -1,19 +1,19 @@
 """The paper's strategies: intermediate teacher (IT) and intermediate ensembles across epochs (IEE) and
-across epochs and seeds (IESE). The window is chosen by a window rule (:mod:`harness.windows`, the built-in
+across epochs and seeds (IESE). The window is chosen by a window rule (:mod:`harness.science.windows`, the built-in
 rules in :mod:`plugins.strategies.windows`): ``strategy_params.<name>.window`` names it (``window: val-nll``)
 or gives it with parameters (``window: {name: band, low: 0.4}``); without it, the legacy flat parameters
 ``low``, ``high``, ``min_val_ratio`` (the ``band`` rule) or ``epochs`` (the ``epochs`` rule) still work, and
-with none of them the rule is :data:`harness.windows.DEFAULT_WINDOW`.
+with none of them the rule is :data:`harness.science.windows.DEFAULT_WINDOW`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from harness.plugins import hookimpl
-from harness.selection import best_val_epoch, strategy_window
-from harness.specs import StrategySpec
-from harness.strategy import Checkpoint, Selection, Strategy, Teachers
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import StrategySpec
+from harness.science.selection import best_val_epoch, strategy_window
+from harness.science.strategy import Checkpoint, Selection, Strategy, Teachers
 
 
 class _WindowStrategy(Strategy):

@@ -23,11 +23,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.calibration import EPS
-from harness.history import TeacherHistory
-from harness.plugins import hookimpl
-from harness.specs import StrategySpec
-from harness.strategy import Checkpoint, Selection, Strategy, Teachers
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import StrategySpec
+from harness.metrics.calibration import EPS
+from harness.science.strategy import Checkpoint, Selection, Strategy, Teachers
+from harness.train.history import TeacherHistory
 from plugins.strategies.intermediate import IntermediateEpochsEnsemble, IntermediateEpochsSeedsEnsemble
 
 TASKS = ("multilabel", "multiclass")
@@ -196,7 +196,7 @@ def early_stopped_epoch(history: TeacherHistory, patience: int, min_delta: float
     score so far improves only when a score exceeds it by more than ``min_delta``; training stops once
     ``patience`` epochs in a row have not improved it, and the last epoch that improved it up to there is
     kept (with ``min_delta = 0`` and no stop, the best of the whole run, earliest on ties). An undefined
-    (NaN) score never improves it, as :func:`~harness.selection.best_val_epoch` ranks it last; the first
+    (NaN) score never improves it, as :func:`~harness.science.selection.best_val_epoch` ranks it last; the first
     epoch when no score is defined."""
 
     def score(epoch: int) -> float:

@@ -1,4 +1,4 @@
-"""Built-in window rules: which epochs of one teacher run are intermediate (see :mod:`harness.windows`).
+"""Built-in window rules: which epochs of one teacher run are intermediate (see :mod:`harness.science.windows`).
 
 ``band`` and ``epochs`` are the original rule and its explicit override; ``fit-relative``, ``loss-knee``,
 ``val-nll`` and ``generalisation-gap`` read the run's own trajectory instead of absolute thresholds. The
@@ -16,11 +16,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.history import TeacherHistory
-from harness.plugins import hookimpl
-from harness.selection import best_val_epoch
-from harness.specs import WindowRuleSpec
-from harness.windows import WindowRule, normalise
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import WindowRuleSpec
+from harness.science.selection import best_val_epoch
+from harness.science.windows import WindowRule, normalise
+from harness.train.history import TeacherHistory
 
 
 def _fraction(name: str, value: Any) -> float:

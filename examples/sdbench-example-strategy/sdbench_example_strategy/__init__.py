@@ -3,9 +3,9 @@
 A complete third-party strategy: no torch, no GPU; the harness hands it the teacher histories.
 """
 
-from harness.plugins import hookimpl
-from harness.specs import StrategySpec
-from harness.strategy import Checkpoint, Selection, Strategy
+from harness.hooks.registry import hookimpl
+from harness.hooks.specs import StrategySpec
+from harness.science.strategy import Checkpoint, Selection, Strategy
 
 
 class MiddleThird(Strategy):
