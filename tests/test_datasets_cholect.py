@@ -17,7 +17,7 @@ from harness.errors import ConfigError, DataError
 from plugins.datasets.cholect45 import CholecT45
 from plugins.datasets.cholect50 import CholecT50
 
-# REFERENCE.md section 2, spelled out.
+# docs/protocols.md section 2, spelled out.
 FOLD = {1: [79, 2, 51, 6, 25, 14, 66, 23, 50], 2: [80, 32, 5, 15, 40, 47, 26, 48, 70],
         3: [31, 57, 36, 18, 52, 68, 10, 8, 73], 4: [42, 29, 60, 27, 65, 75, 22, 49, 12],
         5: [78, 43, 62, 35, 74, 1, 56, 4, 13]}

@@ -171,3 +171,32 @@ def test_the_old_module_paths_still_import_with_a_deprecation_warning(old: str, 
     assert getattr(module, name) is getattr(importlib.import_module(new), name)
     with pytest.raises(AttributeError, match=f"module '{old}'.*has no attribute 'nothing'"):
         module.nothing  # noqa: B018 - the access is the test
+
+
+def test_every_citation_of_the_protocols_names_a_section_of_docs_protocols_md() -> None:
+    """The code cites ``docs/protocols.md section N``; the document must be in the repository and have it."""
+    import re
+
+    sections = set(re.findall(r"^## (\d+[a-z]?)\. ", (ROOT / "docs" / "protocols.md").read_text(), re.M))
+    cited = {(str(path.relative_to(ROOT)), number) for folder in ("harness", "plugins", "tests")
+             for path in (ROOT / folder).rglob("*.py")
+             for number in re.findall(r"docs/protocols\.md section (\d+[a-z]?)", path.read_text())}
+    assert len(cited) >= 5
+    assert not [c for c in cited if c[1] not in sections], sorted(c for c in cited if c[1] not in sections)
+    assert not [path for folder in ("harness", "plugins") for path in (ROOT / folder).rglob("*.py")
+                if "REFERENCE.md" in path.read_text()]
+
+
+def test_the_scaffolds_and_the_examples_import_the_harness_through_its_api_only(tmp_path: Path) -> None:
+    from harness.kits.scaffold import new_strategy_package
+    from harness.kits.scaffold_dataset import new_dataset_package
+
+    written = new_strategy_package("probe-strategy", tmp_path / "strategy") + \
+        new_dataset_package("probe-dataset", tmp_path / "dataset")
+    sources = [path for path in written if path.suffix == ".py"] + sorted(
+        path for path in (ROOT / "examples").rglob("*.py") if "build" not in path.parts)
+    imports = {path: {node.module for node in ast.walk(ast.parse(path.read_text()))
+                      if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness")}
+               for path in sources}
+    assert len(sources) >= 6 and all(imports.values()), imports
+    assert all(modules == {"harness.api"} for modules in imports.values()), imports

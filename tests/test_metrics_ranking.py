@@ -132,7 +132,7 @@ def _ivtmetrics_video_map(labels_per_video, scores_per_video, num_class):
 
 
 def test_video_wise_map_matches_protocol_where_ivtmetrics_fails():
-    """Documents the ivtmetrics bug of REFERENCE.md section 3.
+    """Documents the ivtmetrics bug of docs/protocols.md section 3.
 
     ivtmetrics <= 0.1.5 recognises "no positive" classes by the string "-0.0" that scikit-learn < 1.6
     returned for their AP. scikit-learn >= 1.6 clips that AP to +0.0, so ivtmetrics averages a 0 in

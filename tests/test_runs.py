@@ -23,7 +23,7 @@ from harness.runs.gc import STALE_TEMP_S
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = """
 datasets: [demo-phases]
-strategies: [hard, best-val, iese]
+strategies: [hard, iese]
 seeds: [0, 1]
 image_size: 32
 teacher: {epochs: 3, batch_size: 32}
@@ -144,7 +144,7 @@ def test_new_strategy_on_a_finished_run_trains_no_teacher(plan: Path, home: Path
                                                           tmp_path: Path) -> None:
     out = tmp_path / "run"
     subprocess.run(["cp", "-r", str(reference), str(out)], check=True)
-    added = bench("run", "--out", str(out), "--strategies", "hard,best-val,iese,it", config=plan, home=home)
+    added = bench("run", "--out", str(out), "--strategies", "hard,iese,it", config=plan, home=home)
     assert added.returncode == 0, added.stderr
     assert "trained 0 teacher(s)" in added.stderr
     assert "it" in set(pd.read_csv(out / "results.csv")["strategy"])
@@ -154,7 +154,7 @@ def test_dry_run_counts_finished_and_failed_jobs_per_stage(plan: Path, home: Pat
     listed = bench("run", "--out", str(reference), "--dry-run", config=plan, home=home)
     assert listed.returncode == 0, listed.stderr
     assert "teacher jobs: 2 (2 complete)" in listed.stdout
-    assert "soft-label jobs: 6" in listed.stdout and "student jobs: at most 6" in listed.stdout
+    assert "soft-label jobs: 4" in listed.stdout and "student jobs: at most 4" in listed.stdout
     assert "frames jobs: 1" in listed.stdout and "rerun policy: failed" in listed.stdout
 
 
@@ -232,7 +232,7 @@ def test_gc_lists_then_frees_checkpoints_and_leftovers(reference: Path, plan: Pa
     checkpoints = list((out / "jobs").glob("*/*/checkpoint.pt"))
     finished = [d for stage in ("teacher", "student") for d in (out / "jobs" / stage).iterdir() if d.is_dir()
                 and not d.name.startswith(".")]
-    assert len(checkpoints) == len(finished) == 2 + 6 and len(locks) == 2 + 6 + 6
+    assert len(checkpoints) == len(finished) == 2 + 4 and len(locks) == 2 + 4 + 4
     total = sum(p.stat().st_size for p in checkpoints) + leftover.stat().st_size
 
     assert main(["gc", str(out), "--dry-run"]) == 0
@@ -261,7 +261,7 @@ def test_executors_reproduce_the_local_results(executor: str, options: str, plan
     out = tmp_path / "run"
     done = bench("run", "--out", str(out), "--executor", executor, config=config, home=home, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "trained 2 teacher(s) and 6 student(s)" in done.stderr
+    assert "trained 2 teacher(s) and 4 student(s)" in done.stderr
     pd.testing.assert_frame_equal(results(out), results(reference), check_exact=True)
 
 

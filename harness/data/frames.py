@@ -220,7 +220,7 @@ def _fill(out: np.ndarray, source: FrameSource, size: int, threads: int) -> int:
 def _source_frames(source: FrameSource, size: int, threads: int) -> Iterator[np.ndarray]:
     """The frames of ``source`` at ``size``, one at a time."""
     if isinstance(source, ImageFrames):
-        return _read_images(source.paths, size)
+        return read_images(source.paths, size)
     if isinstance(source, VideoFileFrames):
         from harness.data.video import sampled_frames
 
@@ -228,7 +228,7 @@ def _source_frames(source: FrameSource, size: int, threads: int) -> Iterator[np.
     raise TypeError(f"unknown frame source {source!r}")
 
 
-def _read_images(paths: Sequence[str], size: int) -> Iterator[np.ndarray]:
+def read_images(paths: Sequence[str], size: int) -> Iterator[np.ndarray]:
     """Images resized to ``size`` x ``size`` (bilinear, squashed: no crop), one at a time.
 
     An image of more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels is refused: decoding a decompression bomb

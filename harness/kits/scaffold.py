@@ -53,9 +53,7 @@ Replace the body of ``select`` with your own rule; ``pytest`` runs the sdbench c
 
 from __future__ import annotations
 
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import StrategySpec
-from harness.science.strategy import Checkpoint, Selection, Strategy, Teachers
+from harness.api import Checkpoint, Selection, Strategy, StrategySpec, Teachers, hookimpl
 
 
 class $cls(Strategy):
@@ -81,7 +79,7 @@ def sdbench_strategies() -> list[StrategySpec]:
 TESTS = Template('''\
 """The sdbench conformance tests, run on the '$name' strategy with its default and other parameters."""
 
-from harness.kits.conformance import StrategyConformance
+from harness.api import StrategyConformance
 
 
 class Test$cls(StrategyConformance):

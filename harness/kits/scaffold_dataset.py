@@ -34,12 +34,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness.data.dataset import Dataset, FrameIndex, ImageFrames, Split, VideoFrames
-from harness.data.fingerprint import content_fingerprint
-from harness.data.roots import data_root, root_unavailable
-from harness.errors import ConfigError, DataError
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import DatasetSpec
+from harness.api import (ConfigError, DataError, Dataset, DatasetSpec, FrameIndex, ImageFrames, Split, VideoFrames,
+                         content_fingerprint, data_root, hookimpl, root_unavailable)
 from plugins.datasets.parsing import FieldError, ascii_int, read_text
 
 HEADER = "frame,label"
@@ -190,7 +186,7 @@ TESTS = Template('''\
 
 from pathlib import Path
 
-from harness.kits.conformance import DatasetConformance
+from harness.api import DatasetConformance
 
 from $module import $cls
 

@@ -5,7 +5,7 @@ A phase absent from a video's ground truth is NaN for all four in that video, ev
 there, so it does not count. Per-phase values are then averaged over videos (ignoring NaN) and
 over phases (ignoring NaN); accuracy is the mean of per-video accuracies, not the pooled accuracy.
 :func:`relaxed_phase_scores` is the relaxed-boundary protocol of the MATLAB ``Evaluate.m`` script
-(REFERENCE.md section 4); report it apart from the strict scores and say which is which.
+(docs/protocols.md section 4); report it apart from the strict scores and say which is which.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def relaxed_phase_scores(
     precision the mean ignoring NaN; accuracy the mean over videos. The script has no F1: "f1" here
     is the harmonic mean of the returned precision and recall.
 
-    The phase-specific allowances assume Cholec80's canonical phase order (REFERENCE.md section 4).
+    The phase-specific allowances assume Cholec80's canonical phase order (docs/protocols.md section 4).
     """
     if variant not in RELAXED_VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(RELAXED_VARIANTS)}; found {variant!r}")

@@ -4,7 +4,7 @@ Average precision follows scikit-learn's ``average_precision_score`` exactly (st
 precision times recall increments over distinct score thresholds, no interpolation), but a class
 with no positive gets NaN instead of 0. That NaN is what the video-wise protocol relies on: a
 class absent from a video must be left out of that video's contribution, not counted as AP 0
-(the ivtmetrics + scikit-learn >= 1.6 bug, see REFERENCE.md section 3).
+(the ivtmetrics + scikit-learn >= 1.6 bug, see docs/protocols.md section 3).
 """
 
 from __future__ import annotations

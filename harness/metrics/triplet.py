@@ -8,7 +8,7 @@ column in increasing order, which gives widths i 6, v 10, t 15, iv 26, it 59, iv
 ids are not contiguous: ``IV = 10*I + V``, ``IT = 15*I + T``).
 
 The AP is :func:`harness.metrics.ranking.video_wise_ap`, so classes absent from a video are left out
-of that video whatever scikit-learn is installed (REFERENCE.md section 3).
+of that video whatever scikit-learn is installed (docs/protocols.md section 3).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class Frames:
 def frames_of(path: Path, fps: float, size: int) -> Frames:
     """The frames of a video file sampled at ``fps``, or of the image files of a folder in name order (hidden
     files and files of other suffixes are left out), resized to ``size`` x ``size``."""
-    from harness.data.frames import _read_images
+    from harness.data.frames import read_images
     from harness.data.video import sampled_frames
 
     path = Path(path)
@@ -59,7 +59,7 @@ def frames_of(path: Path, fps: float, size: int) -> Frames:
         if not images:
             raise DataError(f"{path} holds no image files: expected frames with one of the suffixes "
                             f"{', '.join(IMAGE_SUFFIXES)}, named so that they sort in order")
-        return Frames("file", zip((p.name for p in images), _read_images([str(p) for p in images], size)),
+        return Frames("file", zip((p.name for p in images), read_images([str(p) for p in images], size)),
                       len(images))
     if path.is_file():
         if not fps > 0:

@@ -26,9 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.dataset import Split
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import DatasetSpec
+from harness.api import DatasetSpec, Split, hookimpl
 from plugins.datasets.cholec80 import (PhaseVideoDataset, encode_video, scan_annotation, synthetic_frames,
                                        synthetic_timeline)
 from plugins.datasets.parsing import FieldError, ascii_int

@@ -31,12 +31,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.data.dataset import Dataset, FrameIndex, Split, VideoFileFrames, VideoFrames
-from harness.data.fingerprint import content_fingerprint
-from harness.data.roots import data_root, root_unavailable
-from harness.errors import ConfigError, DataError
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import DatasetSpec
+from harness.api import (ConfigError, DataError, Dataset, DatasetSpec, FrameIndex, Split, VideoFileFrames, VideoFrames,
+                         content_fingerprint, data_root, hookimpl, root_unavailable)
 from plugins.datasets.parsing import FieldError, ascii_int, read_lines
 
 PHASES = ("Preparation", "CalotTriangleDissection", "ClippingCutting", "GallbladderDissection",

@@ -20,10 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.data.dataset import VideoFrames
-from harness.errors import DataError
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import DatasetSpec
+from harness.api import DataError, DatasetSpec, VideoFrames, hookimpl
 from plugins.datasets.cholect_common import (COMPONENTS, FOLDS, INSTRUMENTS, NUM_TRIPLETS, T45_VIDEOS, TARGETS, VERBS,
                                              CholecTriplets, challenge_split, cv_splits, frame_coverage, image_frames,
                                              maps_file, random_png, random_triplet_labels, triplet_maps, video_name)

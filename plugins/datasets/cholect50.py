@@ -19,10 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.dataset import VideoFrames
-from harness.errors import DataError
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import DatasetSpec
+from harness.api import DataError, DatasetSpec, VideoFrames, hookimpl
 from plugins.datasets.cholect_common import (ALL_WIDTH, COMPONENTS, FOLDS, NUM_TRIPLETS, T50_EXTRA, T50_VIDEOS,
                                              CholecTriplets, challenge_split, cv_splits, frame_coverage, image_frames,
                                              maps_file, random_png, random_triplet_labels, rdv_split, triplet_maps,

@@ -1,7 +1,7 @@
 """What CholecT45 and CholecT50 share: the triplet vocabulary and table, official video splits, options,
 the triplet metrics, look-alike helpers and the plugins' base class.
 
-The splits follow REFERENCE.md section 2. Cross-validation fold k tests on fold k; its training list is the
+The splits follow docs/protocols.md section 2. Cross-validation fold k tests on fold k; its training list is the
 other folds concatenated in fold order, of which the last five videos are held out for validation (the
 official loader's rule). CholecT50 adds one video to each fold.
 """
@@ -19,10 +19,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.data.dataset import Dataset, FrameIndex, ImageFrames, Split, VideoFrames
-from harness.data.fingerprint import content_fingerprint
-from harness.data.roots import data_root, root_unavailable
-from harness.errors import ConfigError, DataError
+from harness.api import (ConfigError, DataError, Dataset, FrameIndex, ImageFrames, Split, VideoFrames,
+                         content_fingerprint, data_root, root_unavailable)
 from harness.metrics.triplet import COMPONENTS as METRIC_COMPONENTS
 from harness.metrics.triplet import triplet_video_ap
 from plugins.datasets.parsing import plural

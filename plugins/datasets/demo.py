@@ -95,12 +95,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from harness.data.dataset import Dataset, FrameIndex, Split
-from harness.errors import ConfigError
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import DatasetSpec
-from harness.system.atomic import generate_directory
-from harness.system.paths import sdbench_home
+from harness.api import ConfigError, Dataset, DatasetSpec, FrameIndex, Split, generate_directory, hookimpl, sdbench_home
 from plugins.datasets.cholec80 import ANNOTATION_FPS, PHASES, read_cholec80, write_phase_annotation
 from plugins.datasets.cholect45 import (NUM_TRIPLETS, read_cholect45, read_class_names, triplet_maps,
                                         write_cholect45_labels)

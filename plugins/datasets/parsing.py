@@ -13,7 +13,7 @@ import math
 import re
 from pathlib import Path
 
-from harness.errors import DataError
+from harness.api import DataError
 
 INT64_MAX = 2**63 - 1
 """The largest frame number the int64 frame-id arrays hold."""

@@ -23,10 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Generator, Iterator, Mapping, Sequence
 
-from harness.errors import ConfigError
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import ExecutorSpec
-from harness.runs.executor import Executor, Job, Outcome, Work
+from harness.api import ConfigError, Executor, ExecutorSpec, Job, Outcome, Work, hookimpl
 
 
 class InProcess(Executor):

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Sequence
 
-from harness.hooks.registry import hookimpl, require_extra
-from harness.hooks.specs import ExecutorSpec
-from harness.runs.executor import Executor, Job, Outcome, Work
+from harness.api import Executor, ExecutorSpec, Job, Outcome, Work, hookimpl, require_extra
 
 
 def _call(work: Work, job: Job) -> Outcome:

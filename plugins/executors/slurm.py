@@ -2,8 +2,9 @@
 
 Options (``executor_options.slurm``): ``parameters``, passed to ``submitit.AutoExecutor.update_parameters``
 (for example ``slurm_partition``, ``gpus_per_node``, ``cpus_per_task``, ``timeout_min``; default
-``timeout_min: 1440``), ``folder`` for submitit's logs (default ``<run dir>/slurm``), and ``cluster``
-(default: detected; ``local`` runs the jobs as local processes, for testing). The run directory and
+``timeout_min: 1440``), ``folder`` for submitit's logs (default ``<run dir>/slurm``), ``cluster``
+(default: detected; ``local`` runs the jobs as local processes, for testing) and ``poll_s``, the seconds
+between two looks at the jobs' states (default 10, which spares the scheduler; 1 for ``cluster: local``). The run directory and
 ``$SDBENCH_HOME`` must be on a file system the nodes share. Needs ``sdbench[slurm]``.
 """
 
@@ -12,9 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from harness.hooks.registry import hookimpl, require_extra
-from harness.hooks.specs import ExecutorSpec
-from harness.runs.executor import Executor, Job, Outcome, Work
+from harness.api import Executor, ExecutorSpec, Job, Outcome, Work, hookimpl, require_extra
 
 
 class SlurmExecutor(Executor):
@@ -29,7 +28,8 @@ class SlurmExecutor(Executor):
         executor.update_parameters(**({"timeout_min": 1440} | dict(self.options.get("parameters", {}))))
         handles = executor.map_array(work, list(jobs))
         by_id = {handle.job_id: job for handle, job in zip(handles, jobs)}
-        for handle in submitit.helpers.as_completed(handles):
+        poll_s = self.options.get("poll_s", 1 if self.options.get("cluster") == "local" else 10)
+        for handle in submitit.helpers.as_completed(handles, poll_frequency=poll_s):
             try:
                 yield handle.result()
             except Exception as exc:  # noqa: BLE001 - a dead worker fails its job, not the run

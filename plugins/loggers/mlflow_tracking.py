@@ -13,9 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.hooks.registry import hookimpl, require_extra
-from harness.hooks.specs import LoggerSpec
-from harness.runs.loggers import Logger, config_text
+from harness.api import Logger, LoggerSpec, config_text, hookimpl, require_extra
 
 
 class MLflowLogger(Logger):

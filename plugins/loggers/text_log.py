@@ -7,9 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import LoggerSpec
-from harness.runs.loggers import Logger, config_text
+from harness.api import Logger, LoggerSpec, config_text, hookimpl
 from harness.system.progress import LOG_FILE, append_log
 
 

@@ -16,9 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.hooks.registry import hookimpl, require_extra
-from harness.hooks.specs import LoggerSpec
-from harness.runs.loggers import Logger
+from harness.api import Logger, LoggerSpec, hookimpl, require_extra
 
 
 class WandbLogger(Logger):

@@ -13,10 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.errors import ConfigError
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import BackboneSpec
-from harness.train.models import Backbone
+from harness.api import Backbone, BackboneSpec, ConfigError, hookimpl
 
 ALIASES = {
     "tiny": "test_resnet",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import StrategySpec
-from harness.science.selection import best_val_epoch
-from harness.science.strategy import Checkpoint, Selection, Strategy, Teachers
+from harness.api import Checkpoint, Selection, Strategy, StrategySpec, Teachers, best_val_epoch, hookimpl
 
 
 class Hard(Strategy):

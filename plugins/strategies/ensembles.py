@@ -26,10 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import StrategySpec
-from harness.metrics.calibration import fit_temperature
-from harness.science.strategy import Selection, Teachers
+from harness.api import Selection, StrategySpec, Teachers, fit_temperature, hookimpl
 from plugins.strategies.intermediate import IntermediateEpochsSeedsEnsemble
 
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import StrategySpec
-from harness.science.selection import best_val_epoch, strategy_window
-from harness.science.strategy import Checkpoint, Selection, Strategy, Teachers
+from harness.api import (Checkpoint, Selection, Strategy, StrategySpec, Teachers, best_val_epoch, hookimpl,
+                         strategy_window)
 
 
 class _WindowStrategy(Strategy):

@@ -23,11 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import StrategySpec
+from harness.api import Checkpoint, Selection, Strategy, StrategySpec, TeacherHistory, Teachers, hookimpl
 from harness.metrics.calibration import EPS
-from harness.science.strategy import Checkpoint, Selection, Strategy, Teachers
-from harness.train.history import TeacherHistory
 from plugins.strategies.intermediate import IntermediateEpochsEnsemble, IntermediateEpochsSeedsEnsemble
 
 TASKS = ("multilabel", "multiclass")

@@ -16,11 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import WindowRuleSpec
-from harness.science.selection import best_val_epoch
-from harness.science.windows import WindowRule, normalise
-from harness.train.history import TeacherHistory
+from harness.api import TeacherHistory, WindowRule, WindowRuleSpec, best_val_epoch, hookimpl, normalise
 
 
 def _fraction(name: str, value: Any) -> float:

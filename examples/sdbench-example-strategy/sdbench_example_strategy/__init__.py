@@ -3,9 +3,7 @@
 A complete third-party strategy: no torch, no GPU; the harness hands it the teacher histories.
 """
 
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import StrategySpec
-from harness.science.strategy import Checkpoint, Selection, Strategy
+from harness.api import Checkpoint, Selection, Strategy, StrategySpec, hookimpl
 
 
 class MiddleThird(Strategy):

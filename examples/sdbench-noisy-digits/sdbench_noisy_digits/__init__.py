@@ -50,12 +50,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from harness.data.dataset import Dataset, FrameIndex, ImageFrames, Split, VideoFrames
-from harness.errors import ConfigError, DataError
-from harness.hooks.registry import hookimpl
-from harness.hooks.specs import DatasetSpec
-from harness.system.atomic import generate_directory, generated_directory_is_current
-from harness.system.paths import sdbench_home
+from harness.api import (ConfigError, DataError, Dataset, DatasetSpec, FrameIndex, ImageFrames, Split, VideoFrames,
+                         generate_directory, generated_directory_is_current, hookimpl, sdbench_home)
 
 if TYPE_CHECKING:  # PIL is imported only to write frames
     import PIL.Image

@@ -1,6 +1,6 @@
 """The sdbench dataset conformance tests on noisy-digits, generated into a temporary directory."""
 
-from harness.kits.conformance import DatasetConformance
+from harness.api import DatasetConformance
 
 
 class TestNoisyDigits(DatasetConformance):
