@@ -30,9 +30,7 @@ dataset_options:
   demo-phases: {num_videos: 5}
 """
 BOOM = """
-    from harness.runs.loggers import Logger
-    from harness.hooks.registry import hookimpl
-    from harness.hooks.specs import LoggerSpec
+    from harness.api import Logger, LoggerSpec, hookimpl
 
     class Boom(Logger):
         def log_epoch(self, job, stage, epoch, metrics):

@@ -28,8 +28,7 @@ def fake_distribution(directory: Path, name: str, modules: dict[str, str]) -> No
 
 
 GOOD = """
-    from harness.hooks.registry import hookimpl
-    from harness.hooks.specs import StrategySpec
+    from harness.api import StrategySpec, hookimpl
     from plugins.strategies.baselines import Last
 
     @hookimpl
@@ -77,7 +76,7 @@ def test_strict_mode_makes_a_broken_plugin_fatal(site: Path, monkeypatch: pytest
 
 def test_failing_hook_is_isolated(site: Path):
     fake_distribution(site, "hook-dist", {"hook_plugin": """
-        from harness.hooks.registry import hookimpl
+        from harness.api import hookimpl
 
         @hookimpl
         def sdbench_strategies():
@@ -90,7 +89,7 @@ def test_failing_hook_is_isolated(site: Path):
 
 def test_hook_returning_wrong_type_is_reported(site: Path):
     fake_distribution(site, "type-dist", {"type_plugin": """
-        from harness.hooks.registry import hookimpl
+        from harness.api import hookimpl
 
         @hookimpl
         def sdbench_strategies():
@@ -111,9 +110,7 @@ def test_duplicate_name_fails_naming_both_providers(site: Path):
 
 def test_third_party_backbones_and_executors_register_through_their_hooks(site: Path):
     fake_distribution(site, "infra-dist", {"infra_plugin": """
-        from harness.train.models import Backbone
-        from harness.hooks.registry import hookimpl
-        from harness.hooks.specs import BackboneSpec, ExecutorSpec
+        from harness.api import Backbone, BackboneSpec, ExecutorSpec, hookimpl
 
         @hookimpl
         def sdbench_backbones():

@@ -37,8 +37,8 @@ class JobContext:
         self.frame_store = FrameStore(sdbench_home())
         self.started = time.time()  # rerun: all recomputes what finished before this and keeps what finished since
         self.progress.log_path = self.out_dir / LOG_FILE
+        # the run's loggers while the run tracks itself (harness.experiments.run.Runner.tracking)
         self.active_loggers: LoggerGroup | None = None
-        """The run's loggers while the run tracks itself (:meth:`harness.experiments.run.Runner.tracking`)."""
         self._framesets: dict[tuple[str, tuple[str, ...]], FrameSet] = {}
         _CONTEXTS[_context_key(self.config.to_dict(), str(self.out_dir))] = self
 
