@@ -68,7 +68,9 @@ class _Moved(types.ModuleType):
         for home in self.__homes:
             module = importlib.import_module(home)
             if hasattr(module, attribute):
-                return getattr(module, attribute)
+                value = getattr(module, attribute)
+                setattr(self, attribute, value)
+                return value
         raise AttributeError(f"module {self.__name__!r} (moved to {', '.join(self.__homes)}) has no attribute "
                              f"{attribute!r}")
 

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from harness.config import PRECISIONS, RERUN_POLICIES
 from harness.errors import SdbenchError
-from harness.hooks.registry import STRICT_ENV, check_builtin_package, get_registry
+from harness.hooks.registry import KINDS, STRICT_ENV, check_builtin_package, get_registry
 from harness.system.faults import kill_target
 
 DEFAULT_OUT = "sdbench-runs/latest"
@@ -32,7 +32,7 @@ SET_HELP = ("set one config key (repeatable), e.g. teacher.epochs=40 or strategy
 def _cmd_plugins(args: argparse.Namespace) -> int:
     registry = get_registry(args.strict_plugins)
     rows = []
-    for kind in ("dataset", "backbone", "strategy", "window", "executor", "logger"):
+    for kind in KINDS:
         for name, reg in registry.all(kind).items():
             aliases = getattr(reg.spec, "aliases", {})
             description = reg.spec.description + (f" (aliases: {', '.join(aliases)})" if aliases else "")
@@ -191,14 +191,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         for seed in seeds:
             target = SweepTarget(args.dataset, args.split, args.backbone or config.backbones[0], seed)
             table = sweep(runner, target, window, args.student_seeds, epochs, rules)
-            paths = write_sweep(table, Path(args.out) / "sweep", sweep_name(target, table))
+            name = sweep_name(target, table)
+            paths = write_sweep(table, Path(args.out) / "sweep", name)
             shown = table[["epoch", "teacher_train_loss", "teacher_val", "fit_confidence", "ece", "student_test",
                            "student_test_std", "in_window", "best_val", "last", "best_teacher"]]
             students = ", ".join(str(student_seed(seed, k)) for k in range(args.student_seeds))
             print(f"teacher seed {seed}; students of seeds {students}; window: {window.describe()}")
             markdown = tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".3f")
             print(markdown)
-            loggers.log_table(f"sweep {sweep_name(target, table)}", markdown)
+            loggers.log_table(f"sweep {name}", markdown)
             print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -20,6 +20,18 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 @pytest.fixture(scope="session")
+def config_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``config_file(text)``: a run config holding ``text``, in a directory of its own."""
+
+    def write(text: str) -> Path:
+        path = tmp_path_factory.mktemp("config") / "plan.yaml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Callable[[type], Path]:
     """``synthesized(DatasetClass)``: the root of that dataset's look-alike, synthesized once per session."""
     roots: dict[type, Path] = {}

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import filelock
 import pytest
@@ -45,10 +46,8 @@ SPAWN = multiprocessing.get_context("spawn")
 
 
 @pytest.fixture
-def plan(tmp_path: Path) -> Path:
-    path = tmp_path / "plan.yaml"
-    path.write_text(PLAN)
-    return path
+def plan(config_file: Callable[[str], Path]) -> Path:
+    return config_file(PLAN)
 
 
 # -- the store: two processes, one job ----------------------------------------------------------------------
@@ -107,14 +106,21 @@ def _teacher_jobs(runner, seeds: list[int]):
     return [runner.plan.teacher_job(cell, seed) for seed in seeds]
 
 
+def _another_run_enters(target, runner, job):
+    """Start ``target`` (``_hold_job`` or ``_fail_job``) on ``job`` in another process, as another ``bench run``
+    would, once it holds the job's lock; the process and the event that lets it go on."""
+    ready, release = SPAWN.Event(), SPAWN.Event()
+    other = SPAWN.Process(target=target, args=(str(runner.store.root), job.key, ready, release))
+    other.start()
+    assert ready.wait(30)
+    return other, release
+
+
 def test_a_job_another_process_holds_is_deferred_then_awaited_and_not_trained_again(
         plan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner, stream = _runner(plan, tmp_path / "run")
     held, free = _teacher_jobs(runner, [0, 1])
-    ready, release = SPAWN.Event(), SPAWN.Event()
-    other = SPAWN.Process(target=_hold_job, args=(str(runner.store.root), held.key, ready, release))
-    other.start()
-    assert ready.wait(30)
+    other, release = _another_run_enters(_hold_job, runner, held)
 
     def train_teacher(context, cell, job, directory: Path) -> None:
         (directory / "by.txt").write_text("this run")
@@ -147,10 +153,7 @@ def test_a_job_that_failed_in_another_run_meanwhile_is_not_retried(
         plan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner, _ = _runner(plan, tmp_path / "run")
     held, free = _teacher_jobs(runner, [0, 1])
-    ready, release = SPAWN.Event(), SPAWN.Event()
-    other = SPAWN.Process(target=_fail_job, args=(str(runner.store.root), held.key, ready, release))
-    other.start()
-    assert ready.wait(30)
+    other, release = _another_run_enters(_fail_job, runner, held)
     trained = []
 
     def train_teacher(context, cell, job, directory: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import pytest
@@ -28,10 +29,8 @@ dataset_options:
 
 
 @pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(TINY)
-    return path
+def tiny_config(config_file: Callable[[str], Path]) -> Path:
+    return config_file(TINY)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -28,10 +29,8 @@ SELECT = ["--dataset", "demo-phases", "--strategy", "hard"]
 
 
 @pytest.fixture(scope="module")
-def plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("plan") / "plan.yaml"
-    path.write_text(PLAN)
-    return path
+def plan(config_file: Callable[[str], Path]) -> Path:
+    return config_file(PLAN)
 
 
 @pytest.fixture(scope="module")

@@ -46,3 +46,9 @@ def test_the_dry_run_counts_jobs_against_an_empty_store(plan: Plan, tmp_path: Pa
     assert "demo-phases: 1 split(s) x 1 backbone(s) x 2 seed(s) = 2 teachers (0 complete)" in text
     assert "soft-label jobs: 6" in text and "student jobs: at most 6" in text
     assert not (tmp_path / "jobs").exists()
+
+
+def test_a_worker_takes_the_fingerprints_the_run_computed_instead_of_reading_the_data_again(plan: Plan) -> None:
+    given = Plan(plan.config, plan.registry, {"demo-phases": "computed-by-the-run"})
+    assert given.dataset("demo-phases").fingerprint == "computed-by-the-run"
+    assert plan.dataset("demo-phases").fingerprint != "computed-by-the-run"

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -67,10 +68,8 @@ def assert_no_corrupt_artifact(run_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("plan") / "plan.yaml"
-    path.write_text(PLAN)
-    return path
+def plan(config_file: Callable[[str], Path]) -> Path:
+    return config_file(PLAN)
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,10 @@ from numpy.lib.format import open_memmap
 
 from harness.data.dataset import FrameSource, ImageFrames, VideoFileFrames, VideoFrames
 from harness.errors import DataError, SdbenchError
+from harness.system.atomic import DISK_FULL
 from harness.system.cpus import available_cpus
 from harness.system.faults import kill_point
-from harness.system.locks import held
+from harness.system.locks import fsync_directory, held
 
 FRAME_PIPELINE_VERSION = 1
 """Bump whenever the decoding or resizing code changes the stored pixels: it is part of every store path
@@ -160,7 +161,6 @@ def _store_video(dataset_name: str, video: VideoFrames, target: Path, size: int,
             _write_frames(target, video, size, threads)
 
 
-_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
 
@@ -187,9 +187,10 @@ def _write_frames(target: Path, video: VideoFrames, size: int, threads: int) -> 
             os.fsync(handle.fileno())
         kill_point("atomic-write")
         os.replace(temporary, target)
+        fsync_directory(target.parent)
     except BaseException as exc:
         temporary.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
             raise SdbenchError(f"cannot write the frames of video {video.video} to {target}: {exc.strerror}; "
                                "the videos stored so far are kept: free some space and run the same command "
                                "again") from exc

@@ -26,7 +26,7 @@ from harness.hooks.registry import Registry
 from harness.metrics.degenerate import degenerate
 from harness.report.missing import write_missing
 from harness.report.results import write_results, write_tables
-from harness.runs.context import JobContext
+from harness.runs.context import JobContext, register
 from harness.runs.executor import Executor, Work
 from harness.runs.jobs import build_frames
 from harness.runs.loggers import LoggerGroup, build_loggers
@@ -56,6 +56,7 @@ class Runner:
         self.plan = Plan(self.config, self.registry)
         self.context = JobContext(self.plan, self.out_dir, self.progress)
         self.work = Work(self.config.to_dict(), str(self.out_dir), self.progress.quiet)
+        register(self.context, self.work.config)
         self.trained = {"teacher": 0, "student": 0}
         self._executor: Executor | None = None
 
@@ -74,10 +75,9 @@ class Runner:
         """Every backbone in ``names`` builds and takes the configured image size (before any job runs)."""
         check_backbones(self.registry, names, self.config.backbone_options, self.config.image_size)
 
-    def teachers_of(self, cell: Cell, seeds: Iterable[int]) -> TeachersByKey:
-        """The finished teachers of ``cell`` for ``seeds``: each one's job key and history."""
-        return {seed: (job.key, TeacherHistory(self.store.path("teacher", job.key) / "history"))
-                for seed in seeds for job in [self.plan.teacher_job(cell, seed)]}
+    def teachers_of(self, jobs: Iterable[Job]) -> TeachersByKey:
+        """The finished teacher ``jobs`` of one cell, by seed: each one's job key and history."""
+        return {job.seed: (job.key, TeacherHistory(self.store.path("teacher", job.key) / "history")) for job in jobs}
 
     def soft_labels(self, name: str, strategy: Strategy, seed: int, teachers: TeachersByKey,
                     params: dict[str, Any] | None = None) -> tuple[str, str, Selection]:
@@ -110,7 +110,9 @@ class Runner:
     def _run_jobs(self, jobs: list[Job], outcomes: dict[str, Outcome]) -> list[Job]:
         """Run ``jobs`` on the executor into ``outcomes``; return those another process was running."""
         busy = []
-        for outcome in self.executor().run(jobs, self.work) if jobs else ():
+        fingerprints = {job.dataset: self.plan.dataset(job.dataset).fingerprint for job in jobs}  # keyed already
+        work = replace(self.work, fingerprints=fingerprints)
+        for outcome in self.executor().run(jobs, work) if jobs else ():
             if outcome.busy:
                 busy.append(outcome.job)
                 continue
@@ -171,7 +173,8 @@ class Runner:
         return table
 
     def _missing_everywhere(self, cells: list[Cell], strategies: Mapping[str, Strategy], reason: str) -> list[Missing]:
-        return [Missing(cell, name, seed, reason) for cell in cells for name in strategies for seed in self.config.seeds]
+        return [Missing(cell, name, seed, reason) for cell in cells for name in strategies
+                for seed in self.config.seeds]
 
     def _frames_stage(self, datasets: list[LoadedDataset], strategies: Mapping[str, Strategy],
                       missing: list[Missing]) -> list[LoadedDataset]:
@@ -199,7 +202,7 @@ class Runner:
                 reason = "; ".join(f"teacher seed {o.job.seed} failed: {o.error}" for o in failed)
                 missing += self._missing_everywhere([cell], strategies, reason)
             else:
-                teachers[cell] = self.teachers_of(cell, seeds)
+                teachers[cell] = self.teachers_of(jobs[cell, seed] for seed in seeds)
         return teachers
 
     def _soft_labels_stage(self, teachers: Mapping[Cell, TeachersByKey], strategies: Mapping[str, Strategy],

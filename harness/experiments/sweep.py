@@ -46,13 +46,13 @@ def sweep(runner: Runner, target: SweepTarget, window: HasWindow, student_seeds:
     outcome = runner.schedule([teacher])[teacher.key]
     if not outcome.ok:
         raise SdbenchError(f"the teacher of the sweep failed: {outcome.error}")
-    history = TeacherHistory(runner.store.path("teacher", teacher.key) / "history")
+    teachers = runner.teachers_of([teacher])
+    history = teachers[target.seed][1]
     try:
         inside = set(window.window(history))
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"the sweep's window cannot choose from the teacher of seed {target.seed}: "
                           f"{exc}") from None
-    teachers = {target.seed: (teacher.key, history)}
     seeds = [student_seed(target.seed, k) for k in range(student_seeds)]
     students = {}
     for epoch in swept_epochs(history, epochs, [window, *rules]):

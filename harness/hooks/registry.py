@@ -62,6 +62,8 @@ _HOOKS: dict[str, tuple[str, type]] = {
     "executor": ("sdbench_executors", ExecutorSpec),
     "logger": ("sdbench_loggers", LoggerSpec),
 }
+KINDS = tuple(_HOOKS)
+"""The kinds of plugin, in the order ``bench plugins`` lists them."""
 
 
 @dataclass(frozen=True)

@@ -31,15 +31,14 @@ from harness.report.missing import read_missing, write_missing
 from harness.report.regret import run_dir_sweeps, write_units_regret
 from harness.report.results import COLUMNS, RESULTS_FILE, column_labels, read_results, write_tables
 from harness.report.teachers import COLUMNS as TEACHER_COLUMNS
-from harness.report.teachers import TABLE_NAME as TEACHER_TABLE
 from harness.report.teachers import render_markdown as render_teachers
-from harness.report.teachers import teacher_frame
+from harness.report.teachers import teacher_frame, write_teacher_tables
+from harness.runs.runinfo import RECORD_FILE
 from harness.system.atomic import write_text
 
 CELL = ["dataset", "split", "backbone", "strategy", "seed"]
 JOB = CELL + ["metric", "student_key"]
 """A result computed by one student job: the same in every run that holds it."""
-RECORD_FILE = "run.json"
 PROVENANCE_FILE = "provenance.csv"
 PROVENANCE_COLUMNS = ["column", "run", "results", "shared", "strategies", "sdbench", "git_revision", "plugins"]
 NOT_DISTINGUISHING = ("datasets", "strategies", "backbones", "executor", "executor_options", "rerun", "loggers",
@@ -168,7 +167,7 @@ def conflict_message(found: pd.DataFrame, described: Mapping[str, Mapping[str, A
         pairs |= dict.fromkeys((a, b) for i, (a, ka) in enumerate(jobs) for b, kb in jobs[i + 1:] if ka != kb)
     return (f"cannot merge the runs: {len(cells)} cell(s) were computed differently in different runs (the same "
             "dataset, split, backbone, strategy and seed, with different student job keys), and one table would "
-            "average two experiments; report these runs separately, or compare them with harness.report.analysis.load_runs:\n"
+            "average two experiments; report these runs separately, or compare them with harness.api.load_runs:\n"
             + "\n".join(cells) + "\n" + "\n".join(_explain(a, b, described) for a, b in pairs))
 
 
@@ -249,8 +248,7 @@ def write_merged_teachers(runs: Sequence[Run], out: Path) -> str | None:
         return None
     markdown = "\n".join(f"**{label}**\n\n" + render_teachers(group.drop(columns="run"))
                          for label, group in epochs.groupby("run", sort=False))
-    write_text(out / f"{TEACHER_TABLE}.csv", epochs.to_csv(index=False, float_format="%.6f"))
-    write_text(out / f"{TEACHER_TABLE}.md", markdown)
+    write_teacher_tables(epochs, markdown, out)
     return markdown
 
 

@@ -64,9 +64,14 @@ def write_teacher_report(run_dir: Path) -> str | None:
     if epochs.empty:
         return None
     markdown = render_markdown(epochs)
-    write_text(Path(run_dir) / f"{TABLE_NAME}.csv", epochs.to_csv(index=False, float_format="%.6f"))
-    write_text(Path(run_dir) / f"{TABLE_NAME}.md", markdown)
+    write_teacher_tables(epochs, markdown, Path(run_dir))
     return markdown
+
+
+def write_teacher_tables(epochs: pd.DataFrame, markdown: str, directory: Path) -> None:
+    """``teacher_diagnostics.csv`` (the rows of ``epochs``) and ``teacher_diagnostics.md`` (``markdown``)."""
+    write_text(directory / f"{TABLE_NAME}.csv", epochs.to_csv(index=False, float_format="%.6f"))
+    write_text(directory / f"{TABLE_NAME}.md", markdown)
 
 
 def teacher_frame(run_dirs: Sequence[str | Path]) -> pd.DataFrame:

@@ -40,7 +40,6 @@ class JobContext:
         # the run's loggers while the run tracks itself (harness.experiments.run.Runner.tracking)
         self.active_loggers: LoggerGroup | None = None
         self._framesets: dict[tuple[str, tuple[str, ...]], FrameSet] = {}
-        _CONTEXTS[_context_key(self.config.to_dict(), str(self.out_dir))] = self
 
     @property
     def config(self) -> RunConfig:
@@ -82,10 +81,19 @@ def _context_key(config: Mapping[str, Any], out_dir: str) -> tuple[str, str]:
     return out_dir, canonical_json(config)
 
 
-def context_for(config: Mapping[str, Any], out_dir: str, quiet: bool = False) -> JobContext:
+def register(context: JobContext, config: Mapping[str, Any]) -> None:
+    """Make ``context`` the one :func:`context_for` gives for its run (the run's process registers its own, so
+    that jobs executed in that process share its frames and loggers)."""
+    _CONTEXTS[_context_key(config, str(context.out_dir))] = context
+
+
+def context_for(config: Mapping[str, Any], out_dir: str, quiet: bool = False,
+                fingerprints: Mapping[str, str] | None = None) -> JobContext:
     """The context of the run at ``out_dir`` with configuration ``config`` (``RunConfig.to_dict``) in this
-    process: the run's own where this is its process, else built on first use (in worker processes)."""
+    process: the registered one, else built on first use (in worker processes), with the datasets'
+    ``fingerprints`` the run's process computed."""
     key = _context_key(config, out_dir)
     if key not in _CONTEXTS:
-        JobContext(Plan(load_config(None, config), get_registry()), Path(out_dir), Progress(quiet=quiet))
+        plan = Plan(load_config(None, config), get_registry(), dict(fingerprints or {}))
+        _CONTEXTS[key] = JobContext(plan, Path(out_dir), Progress(quiet=quiet))
     return _CONTEXTS[key]

@@ -12,7 +12,7 @@ another process is running (another ``bench run`` on the same directory) comes b
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
 from harness.runs.plan import Job, Outcome
@@ -28,13 +28,15 @@ class Work:
     config: Mapping[str, Any]
     out_dir: str
     quiet: bool = False
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    """The fingerprints of the jobs' datasets, as the run's process computed them (a worker reuses them)."""
 
     def __call__(self, job: Job) -> Outcome:
         # Imported here, where a job runs: executor plugins import this module, and listing them imports no torch.
         from harness.runs.context import context_for
         from harness.runs.jobs import execute
 
-        return execute(context_for(self.config, self.out_dir, self.quiet), job)
+        return execute(context_for(self.config, self.out_dir, self.quiet, self.fingerprints), job)
 
 
 class Executor(ABC):

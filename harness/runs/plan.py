@@ -39,6 +39,9 @@ class LoadedDataset:
     name: str
     dataset: Dataset
     version: str
+    known_fingerprint: str | None = None
+    """The fingerprint the run's process computed, given to worker processes: a dataset's fingerprint reads
+    every label file and lists every frame, which a worker need not do again."""
 
     @cached_property
     def index(self) -> FrameIndex:
@@ -46,7 +49,7 @@ class LoadedDataset:
 
     @cached_property
     def fingerprint(self) -> str:
-        return self.dataset.fingerprint()
+        return self.known_fingerprint or self.dataset.fingerprint()
 
     @cached_property
     def splits(self) -> dict[str, Split]:
@@ -125,6 +128,8 @@ class Plan:
 
     config: RunConfig
     registry: Registry
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    """Datasets' fingerprints known already (see :attr:`LoadedDataset.known_fingerprint`), by name."""
     _datasets: dict[str, LoadedDataset] = field(default_factory=dict, repr=False)
 
     # -- resolution -------------------------------------------------------------------------------
@@ -132,7 +137,8 @@ class Plan:
     def dataset(self, name: str) -> LoadedDataset:
         if name not in self._datasets:
             dataset = self.registry.get("dataset", name).factory(self.config.dataset_options.get(name, {}))
-            self._datasets[name] = LoadedDataset(name, dataset, self.registry.provider("dataset", name).version)
+            self._datasets[name] = LoadedDataset(name, dataset, self.registry.provider("dataset", name).version,
+                                                 self.fingerprints.get(name))
         return self._datasets[name]
 
     def candidate_datasets(self) -> list[tuple[LoadedDataset, str | None]]:

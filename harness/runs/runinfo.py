@@ -40,10 +40,13 @@ def git_revision() -> str | None:
         return None
 
 
+RECORD_FILE = "run.json"
+
+
 def write_run_record(run_dir: Path, config: RunConfig, registry: Registry, skipped: Mapping[str, str]) -> None:
     plugins = {kind: {name: str(reg.provider) for name, reg in registry.all(kind).items()}
                for kind in ("dataset", "backbone", "strategy")}
-    write_json(Path(run_dir) / "run.json", {
+    write_json(Path(run_dir) / RECORD_FILE, {
         "config": config.to_dict(),
         "command": sys.argv,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-_FULL = {errno.ENOSPC: "the disk is full (ENOSPC)", errno.EDQUOT: "the disk quota is exceeded (EDQUOT)"}
+DISK_FULL = {errno.ENOSPC: "the disk is full (ENOSPC)", errno.EDQUOT: "the disk quota is exceeded (EDQUOT)"}
 
 
 def write_with(path: Path, write: Callable[[IO], Any], mode: str = "wb") -> None:
@@ -30,9 +30,9 @@ def write_with(path: Path, write: Callable[[IO], Any], mode: str = "wb") -> None
     try:
         _write_and_rename(path, write, mode)
     except OSError as exc:
-        if exc.errno not in _FULL:
+        if exc.errno not in DISK_FULL:
             raise
-        raise SdbenchError(f"cannot write {path}: {_FULL[exc.errno]}; the file is left as it was and everything "
+        raise SdbenchError(f"cannot write {path}: {DISK_FULL[exc.errno]}; the file is left as it was and everything "
                            "finished before is kept; free some space and run the same command again") from exc
     fsync_directory(path.parent)
 
